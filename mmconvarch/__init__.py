@@ -1,0 +1,13 @@
+"""mmconvarch: RevCol, ConvNeXt V2, SLaK and VanillaNet for OpenMMLab 2.x.
+
+``import mmconvarch`` registers every module (see :mod:`mmconvarch.registry`)
+and fixes checkpoint loading on torch>=2.6 (see :mod:`mmconvarch.compat`).
+"""
+from . import engine, models  # noqa: F401  (registers everything)
+from .compat import patch_checkpoint_loading
+from .registry import export_to_root
+
+__version__ = '0.1.0'
+
+patch_checkpoint_loading()
+export_to_root()

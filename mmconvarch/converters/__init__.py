@@ -1,0 +1,87 @@
+"""Official checkpoint -> mmconvarch key maps, one module per family.
+
+Each family registers a function ``convert(state_dict, **opts)`` returning
+``(new_state_dict, backbone_cfg)``: keys laid out as an mmpretrain classifier
+(``backbone.*``, ``head.fc.*``) and the backbone config they fit.
+:func:`convert_checkpoint` checks the result against that backbone, so a
+checkpoint of the wrong family is refused with its missing/unexpected keys.
+"""
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+
+StateDict = Dict[str, torch.Tensor]
+CONVERTERS: Dict[str, Callable[..., Tuple[StateDict, dict]]] = {}
+
+
+def register_converter(family: str):
+    def wrap(fn):
+        CONVERTERS[family] = fn
+        return fn
+    return wrap
+
+
+def extract_state_dict(checkpoint: dict, ema: bool = False) -> StateDict:
+    """The weights of an official or mmengine checkpoint.
+
+    Looks in ``state_dict_ema``/``model_ema`` (with ``ema=True``), then
+    ``model``, ``state_dict``, else takes the dict itself; strips
+    ``module.``.
+    """
+    keys = (('state_dict_ema', 'model_ema') if ema else ()) + ('model',
+                                                               'state_dict')
+    for key in keys:
+        if isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+            break
+    else:
+        if ema:
+            raise KeyError('ema=True but the checkpoint has neither '
+                           f'state_dict_ema nor model_ema: {list(checkpoint)}')
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in checkpoint.items() if torch.is_tensor(v)}
+
+
+def check_against_backbone(state_dict: StateDict, backbone_cfg: dict,
+                           family: str) -> None:
+    """Raise ValueError listing missing/unexpected/misshapen backbone keys."""
+    from mmconvarch.registry import MODELS
+    reference = MODELS.build(dict(backbone_cfg)).state_dict()
+    ours = {k[len('backbone.'):]: v for k, v in state_dict.items()
+            if k.startswith('backbone.')}
+    missing = sorted(set(reference) - set(ours))
+    unexpected = sorted(set(ours) - set(reference))
+    misshapen = sorted(k for k in set(ours) & set(reference)
+                       if ours[k].shape != reference[k].shape)
+    if missing or unexpected or misshapen:
+        def show(keys):
+            return f'{len(keys)} {keys[:8]}{" ..." if len(keys) > 8 else ""}'
+        raise ValueError(
+            f'This does not look like an official {family} checkpoint for '
+            f'{backbone_cfg}: missing keys {show(missing)}, unexpected keys '
+            f'{show(unexpected)}, wrong shapes {show(misshapen)}.')
+
+
+def convert_checkpoint(checkpoint: dict, family: str, ema: bool = False,
+                       **opts) -> Tuple[StateDict, dict]:
+    """Convert an official ``family`` checkpoint and check the result."""
+    _load_families()
+    if family not in CONVERTERS:
+        raise ValueError(f'No converter for {family!r}; available: '
+                         f'{sorted(CONVERTERS)}.')
+    state_dict = extract_state_dict(checkpoint, ema=ema)
+    new_state_dict, backbone_cfg = CONVERTERS[family](state_dict, **opts)
+    check_against_backbone(new_state_dict, backbone_cfg, family)
+    return new_state_dict, backbone_cfg
+
+
+def save_converted(state_dict: StateDict, backbone_cfg: dict, path: str,
+                   source: Optional[str] = None) -> None:
+    """Save as mmpretrain does: pure tensors under ``state_dict``, so it
+    loads with ``init_cfg=dict(type='Pretrained', prefix='backbone.')``."""
+    torch.save(dict(state_dict=state_dict,
+                    meta=dict(backbone=backbone_cfg, source=source)), path)
+
+
+def _load_families() -> None:
+    from . import convnextv2  # noqa: F401

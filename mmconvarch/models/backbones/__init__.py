@@ -1,0 +1,34 @@
+"""Backbones, one file per family.
+
+A family whose optional dependency cannot be imported (mmpretrain for
+ConvNeXt V2) is skipped with a warning rather than breaking
+``import mmconvarch``; errors in our own modules still raise.
+"""
+import importlib
+import warnings
+
+# module -> (exported names, third-party packages it needs)
+_FAMILIES = {
+    'convnextv2': (('ConvNeXtV2', 'FP32GRN'), ('mmpretrain.models',)),
+}
+
+__all__ = []
+
+
+def _importable(package: str) -> bool:
+    try:
+        importlib.import_module(package)
+    except Exception as e:  # mmdet/mmseg raise AssertionError on mmcv mismatch
+        warnings.warn(f'mmconvarch: cannot import {package} ({e!r})')
+        return False
+    return True
+
+
+for _module, (_names, _needs) in _FAMILIES.items():
+    if not all(_importable(p) for p in _needs):
+        warnings.warn(f'mmconvarch: {", ".join(_names)} not registered.')
+        continue
+    _mod = importlib.import_module(f'{__name__}.{_module}')
+    for _name in _names:
+        globals()[_name] = getattr(_mod, _name)
+        __all__.append(_name)

@@ -1,0 +1,152 @@
+"""ConvNeXt V2: mmpretrain's ConvNeXt with GRN, plus what it lacks.
+
+Added here: the V2 arch table, argument checks with clear errors, GRN computed
+in fp32 under autocast (fp16 GRN overflows, ConvNeXt-V2 #66) and the official
+per-block ("single") layer-decay rule next to mmpretrain's grouped one.
+"""
+from typing import Sequence, Tuple, Union
+
+import torch
+from mmpretrain.models.backbones import ConvNeXt
+from mmpretrain.models.utils import GRN
+
+from mmconvarch.registry import MODELS
+from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+
+
+class FP32GRN(GRN):
+    """GRN whose statistics and output are computed in fp32 under autocast."""
+
+    def forward(self, x: torch.Tensor,
+                data_format: str = 'channel_first') -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            out = super().forward(x.float(), data_format=data_format)
+        return out.to(x.dtype)
+
+
+@MODELS.register_module()
+class ConvNeXtV2(ConvNeXt):
+    """ConvNeXt V2 backbone (`arXiv:2301.00808`), reusing mmpretrain's ConvNeXt.
+
+    Its state-dict keys are mmpretrain's, so mmpretrain's converted ConvNeXt V2
+    checkpoints load directly with ``prefix='backbone.'``.
+
+    Args:
+        arch (str | dict): One of ``atto, femto, pico, nano, tiny, base,
+            large, huge`` or a dict with ``depths`` and ``channels``.
+        in_channels (int): Input image channels. Defaults to 3.
+        drop_path_rate (float): Stochastic depth rate. Defaults to 0.
+        out_indices (int | Sequence[int]): Stages whose (normalised) output is
+            returned; negative values count from the end. Defaults to -1.
+        frozen_stages (int): Stages (stem/downsample + blocks) to freeze;
+            0 or -1 freezes nothing. Defaults to 0.
+        gap_before_final_norm (bool): Pool before the output norm, giving
+            ``(N, C)`` vectors for classification; set False for dense tasks.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        layer_decay_type (str): Layer ids for layer-wise lr decay:
+            ``'group'`` (mmdet ``layer_wise``/mmpretrain ConvNeXt rule, 6 or 12
+            groups; the official B/L/H fine-tuning rule), ``'single'`` (one id
+            per block, the official rule for atto..tiny) or ``'stage'``
+            (mmseg's ConvNeXt ``stage_wise`` rule). Defaults to ``'group'``.
+        **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``,
+            ``act_cfg``, ``linear_pw_conv``, ``init_cfg``...).
+    """
+
+    arch_zoo = {
+        'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
+        'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),
+        'pico': dict(depths=[2, 2, 6, 2], channels=[64, 128, 256, 512]),
+        'nano': dict(depths=[2, 2, 8, 2], channels=[80, 160, 320, 640]),
+        'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
+        'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
+        'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
+        'huge': dict(depths=[3, 3, 27, 3], channels=[352, 704, 1408, 2816]),
+    }
+    min_input_size = 32  # stem /4 then three /2 downsamples
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 drop_path_rate: float = 0.,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 gap_before_final_norm: bool = True,
+                 with_cp: bool = False,
+                 layer_decay_type: str = 'group',
+                 **kwargs) -> None:
+        arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
+                            'ConvNeXtV2')
+        num_stages = len(arch['depths'])
+        out_indices = normalize_out_indices(out_indices, num_stages,
+                                            'ConvNeXtV2')
+        frozen_stages = max(
+            check_frozen_stages(frozen_stages, num_stages, 'ConvNeXtV2'), 0)
+        if layer_decay_type not in ('group', 'single', 'stage'):
+            raise ValueError(f'ConvNeXtV2 layer_decay_type must be "group", '
+                             f'"single" or "stage", got {layer_decay_type!r}.')
+        for fixed in ('use_grn', 'layer_scale_init_value'):
+            if fixed in kwargs:
+                raise ValueError(f'ConvNeXtV2 fixes {fixed} (GRN on, no layer '
+                                 'scale); use mmpretrain.ConvNeXt for V1.')
+        super().__init__(
+            arch=arch,
+            in_channels=in_channels,
+            drop_path_rate=drop_path_rate,
+            out_indices=list(out_indices),
+            frozen_stages=frozen_stages,
+            gap_before_final_norm=gap_before_final_norm,
+            with_cp=with_cp,
+            use_grn=True,
+            layer_scale_init_value=0.,
+            **kwargs)
+        self.layer_decay_type = layer_decay_type
+        for stage in self.stages:
+            for block in stage:
+                block.grn = FP32GRN(block.grn.in_channels, eps=block.grn.eps)
+        self._freeze_stages()  # the new GRNs of frozen stages too
+
+    def train(self, mode: bool = True) -> 'ConvNeXtV2':
+        super().train(mode)  # mmpretrain's returns None; nn.Module's self
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(
+                f'ConvNeXtV2 needs inputs of at least {self.min_input_size}x'
+                f'{self.min_input_size} pixels (total stride 32), got '
+                f'{tuple(x.shape[-2:])}.')
+        return super().forward(x)
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Return ``(layer_id, num_layers)`` of a parameter for layer decay.
+
+        A parameter outside this backbone (no ``prefix``) gets
+        ``num_layers - 1``, i.e. lr scale 1.
+        """
+        if self.layer_decay_type == 'group':
+            return super().get_layer_depth(param_name, prefix)
+        if self.layer_decay_type == 'stage':
+            max_id = (12 if self.depths[-2] > 9 else 6) + 2
+            name = param_name[len(prefix):]
+            if not param_name.startswith(prefix):
+                return max_id - 1, max_id
+            if name.startswith('downsample_layers'):
+                return 0, max_id
+            if name.startswith('stages'):
+                return int(name.split('.')[1]) + 1, max_id
+            return max_id - 1, max_id
+        num_blocks = sum(self.depths)
+        max_id = num_blocks + 2
+        if not param_name.startswith(prefix):
+            return max_id - 1, max_id
+        name = param_name[len(prefix):]
+        parts = name.split('.')
+        if parts[0] == 'downsample_layers':
+            layer_id = sum(self.depths[:int(parts[1])]) + 1
+        elif parts[0] == 'stages':
+            stage, block = int(parts[1]), int(parts[2])
+            layer_id = sum(self.depths[:stage]) + block + 1
+        else:  # output norms
+            layer_id = max_id - 1
+        return layer_id, max_id

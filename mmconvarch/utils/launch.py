@@ -1,0 +1,141 @@
+"""What tools/train.py and tools/test.py share: config loading and the
+scope dispatch (mmdet / mmseg / mmpretrain) with mmdet's command-line flags."""
+import argparse
+import importlib
+import os
+import os.path as osp
+from copy import deepcopy
+
+from mmengine.config import Config, ConfigDict, DictAction
+
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='directory for logs and outputs')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value (as in mmdet)')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument(
+        '--sample-data', nargs='?', const='data/sample', default=None,
+        metavar='ROOT',
+        help='run on the generated sample set (created under ROOT, default '
+        'data/sample): small images, a short schedule, no pretrained '
+        'download. --cfg-options still apply on top.')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def set_local_rank(args: argparse.Namespace) -> None:
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """Load the config, check its scope, apply --sample-data/--cfg-options."""
+    import mmconvarch  # noqa: F401  (registers our modules, torch.load fix)
+    cfg = Config.fromfile(args.config)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise SystemExit(
+            f'{args.config}: default_scope is {scope!r}; mmconvarch tools '
+            f'run configs whose default_scope is one of {SCOPES} (inherit '
+            "e.g. 'mmdet::_base_/default_runtime.py').")
+    try:
+        importlib.import_module(f'{scope}.registry')
+    except Exception as e:
+        raise SystemExit(f'{args.config} needs {scope}, which does not '
+                         f'import: {e!r}. Run tools/setup_env.sh.')
+    if scope == 'mmdet':
+        from mmdet.utils import setup_cache_size_limit_of_dynamo
+        setup_cache_size_limit_of_dynamo()
+    cfg.launcher = args.launcher
+    if args.sample_data:
+        from .sample_data import apply_sample_data
+        apply_sample_data(cfg, root=args.sample_data)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    fall_back_from_amp_on_cpu(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def _is_amp(optim_wrapper: dict) -> bool:
+    return optim_wrapper.get('type') in ('AmpOptimWrapper',
+                                         'mmengine.AmpOptimWrapper')
+
+
+def fall_back_from_amp_on_cpu(cfg: Config) -> None:
+    """mmengine's AmpOptimWrapper refuses to run on a CPU; our recipes use
+    it (as the official ones do), so CPU runs train in fp32, and say so."""
+    import torch
+    optim_wrapper = cfg.get('optim_wrapper')
+    if torch.cuda.is_available() or not optim_wrapper or \
+            not _is_amp(optim_wrapper):
+        return
+    optim_wrapper.type = 'OptimWrapper'
+    optim_wrapper.pop('loss_scale', None)
+    optim_wrapper.pop('dtype', None)
+    print('mmconvarch: no GPU, so optim_wrapper AmpOptimWrapper -> '
+          'OptimWrapper (fp32); mmengine AMP needs a GPU.', flush=True)
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to AMP (no-op when already on AMP)."""
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit('--amp needs a GPU (mmengine AmpOptimWrapper).')
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if _is_amp(cfg.optim_wrapper):
+        return
+    if optim_wrapper not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+        raise SystemExit(f'--amp needs optim_wrapper.type OptimWrapper, got '
+                         f'{optim_wrapper!r}.')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
+    """--show / --show-dir for the three scopes' visualization hooks."""
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise SystemExit('--show/--show-dir need default_hooks.visualization '
+                         'in the config.')
+    vis = hooks.visualization
+    if cfg.default_scope == 'mmpretrain':
+        vis.update(enable=True, show=args.show, wait_time=args.wait_time,
+                   out_dir=args.show_dir)
+    else:
+        vis.update(draw=True, show=args.show, wait_time=args.wait_time)
+        if args.show_dir and cfg.default_scope == 'mmdet':
+            vis['test_out_dir'] = args.show_dir
+        elif args.show_dir:  # mmseg saves under the visualizer's save_dir
+            cfg.visualizer['save_dir'] = args.show_dir
+
+
+def enable_tta(cfg: Config) -> None:
+    """Wrap the model in the config's tta_model and use its tta_pipeline."""
+    if cfg.default_scope == 'mmpretrain':
+        raise SystemExit('--tta is not supported for mmpretrain configs.')
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise SystemExit('--tta needs tta_model and tta_pipeline in the '
+                         'config (mmdet/mmseg base configs define them).')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    test_ds = cfg.test_dataloader.dataset
+    while 'dataset' in test_ds:
+        test_ds = test_ds['dataset']
+    test_ds.pipeline = deepcopy(cfg.tta_pipeline)

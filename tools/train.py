@@ -1,0 +1,52 @@
+"""Train any mmconvarch config (mmdet, mmseg or mmpretrain scope).
+
+Arguments follow mmdet's tools/train.py; see README for examples.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
+from mmconvarch.utils.launch import (add_common_args, build_runner,  # noqa
+                                     enable_amp, load_config, set_local_rank)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--amp', action='store_true',
+                        help='enable automatic mixed precision training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the actual batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from PATH, or from the latest checkpoint in work_dir '
+        'when no PATH is given')
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    set_local_rank(args)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    cfg = load_config(args)
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or \
+                'base_batch_size' not in cfg.auto_scale_lr:
+            raise SystemExit('--auto-scale-lr needs auto_scale_lr.'
+                             'base_batch_size in the config.')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
