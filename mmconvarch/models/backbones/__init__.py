@@ -1,4 +1,5 @@
-"""Backbones, one file per family.
+"""Backbones, one file per family; each module lists its classes in
+``__all__``.
 
 A family whose optional dependency cannot be imported (mmpretrain for
 ConvNeXt V2) is skipped with a warning rather than breaking
@@ -7,9 +8,10 @@ ConvNeXt V2) is skipped with a warning rather than breaking
 import importlib
 import warnings
 
-# module -> (exported names, third-party packages it needs)
+# module -> third-party packages it needs
 _FAMILIES = {
-    'convnextv2': (('ConvNeXtV2', 'FP32GRN'), ('mmpretrain.models',)),
+    'convnextv2': ('mmpretrain.models', ),
+    'revcol': ('mmpretrain.models', ),
 }
 
 __all__ = []
@@ -24,11 +26,11 @@ def _importable(package: str) -> bool:
     return True
 
 
-for _module, (_names, _needs) in _FAMILIES.items():
+for _module, _needs in _FAMILIES.items():
     if not all(_importable(p) for p in _needs):
-        warnings.warn(f'mmconvarch: {", ".join(_names)} not registered.')
+        warnings.warn(f'mmconvarch: backbones of {_module} not registered.')
         continue
     _mod = importlib.import_module(f'{__name__}.{_module}')
-    for _name in _names:
+    for _name in _mod.__all__:
         globals()[_name] = getattr(_mod, _name)
         __all__.append(_name)

@@ -14,6 +14,9 @@ from mmconvarch.registry import MODELS
 from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
 
 
+__all__ = ['ConvNeXtV2', 'FP32GRN']
+
+
 class FP32GRN(GRN):
     """GRN whose statistics and output are computed in fp32 under autocast."""
 

@@ -1,0 +1,192 @@
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmconvarch.models.backbones import RevCol
+
+SMALL = dict(channels=[16, 32, 64, 128], layers=[1, 1, 2, 1], num_columns=4)
+
+
+def trained_like(model: RevCol, seed: int = 0) -> RevCol:
+    """Give alphas and layer scales trained-like magnitudes, so the levels
+    contribute (at init they are 1e-6) and the inversion is really tested."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if 'alpha' in name:
+                p.copy_(torch.rand(p.shape, generator=g) * 0.8 + 0.3)
+            elif name.endswith('gamma'):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+def run(model, x, seed=1, amp_dtype=None):
+    x = x.clone().requires_grad_(True)
+    torch.manual_seed(seed)
+    with torch.autocast('cpu', dtype=amp_dtype or torch.bfloat16,
+                        enabled=amp_dtype is not None):
+        outs = model(x)
+    g = torch.Generator().manual_seed(2)
+    loss = sum((o.float() * torch.randn(o.shape, generator=g)).sum() for o in outs)
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    return [o.detach() for o in outs], x.grad, grads
+
+
+def rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
+
+
+def compare(plain, rev, x, tol, amp_dtype=None):
+    outs_p, gx_p, gp = run(plain, x, amp_dtype=amp_dtype)
+    outs_r, gx_r, gr = run(rev, x, amp_dtype=amp_dtype)
+    for a, b in zip(outs_r, outs_p):
+        assert rel(a, b) <= tol
+    assert rel(gx_r, gx_p) <= tol
+    assert gp.keys() == gr.keys()
+    worst = 0.
+    for name in gp:
+        assert (gp[name] is None) == (gr[name] is None), name
+        if gp[name] is not None:
+            worst = max(worst, rel(gr[name], gp[name]))
+            assert rel(gr[name], gp[name]) <= tol, name
+    return worst
+
+
+def pair(**kwargs):
+    torch.manual_seed(0)
+    plain = trained_like(RevCol(**kwargs))
+    rev = copy.deepcopy(plain)
+    rev.save_memory = True
+    return plain, rev
+
+
+@pytest.mark.parametrize('num_columns', [4, 8])
+def test_reversible_grads_equal_plain_multilevel(num_columns):
+    plain, rev = pair(arch=dict(SMALL, num_columns=num_columns), drop_path_rate=0.3)
+    compare(plain, rev, torch.randn(2, 3, 64, 64), tol=1e-5)
+
+
+def test_reversible_grads_equal_plain_classification():
+    plain, rev = pair(arch=SMALL, drop_path_rate=0.3, out_indices=3, out_norm=True,
+                      gap_before_final_norm=True)
+    compare(plain, rev, torch.randn(2, 3, 64, 64), tol=1e-5)
+
+
+def test_reversible_huge_layout_odd_size():
+    # RevCol-H: level 0 also reads the previous column's top level
+    plain, rev = pair(arch=dict(SMALL, top_to_level0=True), drop_path_rate=0.2)
+    assert 'subnet1.level0.fusion.up2.channel_reschedule.0.weight' in \
+        dict(plain.named_parameters())
+    compare(plain, rev, torch.randn(1, 3, 67, 45), tol=1e-5)
+
+
+def test_reversible_16_columns_stays_exact():
+    # float64 column state: the inversion does not drift with many columns
+    plain, rev = pair(arch=dict(SMALL, num_columns=16), drop_path_rate=0.1)
+    compare(plain, rev, torch.randn(1, 3, 32, 32), tol=1e-5)
+
+
+def test_reversible_bf16_autocast_within_tolerance():
+    """bf16 (8-bit mantissa) gradients of a small net differ from fp32 by a
+    few % per tensor whichever path computes them. Documented tolerance: the
+    reversible bf16 gradients are no further from the fp32 ones than plain
+    bf16 gradients are (x1.5), and outputs agree to bf16 precision."""
+    plain, rev = pair(arch=SMALL, drop_path_rate=0.3)
+    x = torch.randn(2, 3, 64, 64)
+    _, _, ref = run(plain, x)
+    plain.zero_grad()
+    outs_p, _, g_plain = run(plain, x, amp_dtype=torch.bfloat16)
+    outs_r, _, g_rev = run(rev, x, amp_dtype=torch.bfloat16)
+    for a, b in zip(outs_r, outs_p):
+        assert rel(a, b) <= 1e-2
+    names = [n for n in ref if ref[n] is not None]
+    err_plain = max(rel(g_plain[n], ref[n]) for n in names)
+    err_rev = max(rel(g_rev[n], ref[n]) for n in names)
+    assert err_rev <= 1.5 * err_plain, (err_rev, err_plain)
+    assert err_rev < 0.1
+
+
+def test_reversible_with_frozen_stages():
+    plain, rev = pair(arch=SMALL, drop_path_rate=0.2, frozen_stages=2)
+    compare(plain, rev, torch.randn(2, 3, 64, 64), tol=1e-5)
+    grads = {n: p.grad for n, p in rev.named_parameters()}
+    assert grads['stem.0.weight'] is None
+    assert grads['subnet2.level1.blocks.0.gamma'] is None
+    assert grads['subnet2.alpha1'] is None
+    assert grads['subnet2.level2.blocks.0.gamma'] is not None
+
+
+def test_reversible_accumulates_like_plain():
+    plain, rev = pair(arch=SMALL)
+    x = torch.randn(1, 3, 32, 32)
+    for model in (plain, rev):
+        for _ in range(2):  # gradient accumulation over two backward passes
+            sum(o.sum() for o in model(x)).backward()
+    for (n, p), r in zip(plain.named_parameters(), rev.parameters()):
+        if p.grad is not None:
+            assert rel(r.grad, p.grad) <= 1e-5, n
+
+
+def test_eval_and_no_grad_use_plain_path():
+    plain, rev = pair(arch=SMALL)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(plain.eval()(x), rev.eval()(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_param_counts_match_official():
+    # hand counts of the official models (reference §1.1): T 29.94M, B 138.03M
+    for arch, millions in (('tiny', 29.94), ('base', 138.04), ('small', 60.05)):
+        n = sum(p.numel() for p in RevCol(arch).parameters()) / 1e6
+        assert n == pytest.approx(millions, abs=0.01), arch
+
+
+def test_first_column_alphas_are_not_trained():
+    model = RevCol(SMALL)
+    assert not model.subnet0.alpha0.requires_grad
+    assert model.subnet1.alpha0.requires_grad
+
+
+def test_alpha_clamp_keeps_sign_and_minimum():
+    model = RevCol(SMALL, alpha_min=1e-2)
+    with torch.no_grad():
+        model.subnet1.alpha0.fill_(0.)
+        model.subnet1.alpha1.fill_(-1e-5)
+    model(torch.randn(1, 3, 32, 32))
+    assert torch.all(model.subnet1.alpha0 == 1e-2)
+    assert torch.all(model.subnet1.alpha1 == -1e-2)
+
+
+def test_layer_depth_follows_official_rule():
+    model = RevCol('tiny')  # layers [2,2,4,2] (D=10), 4 columns
+    depth = model.get_layer_depth
+    assert depth('backbone.stem.0.weight', 'backbone.') == (0, 15)
+    assert depth('backbone.subnet2.alpha3', 'backbone.') == (3, 15)
+    # fusion: sum(layers[:l]) + col + 1; blocks: + min(b, layers[l]-1)
+    assert depth('backbone.subnet1.level2.fusion.down.0.weight', 'backbone.') == (6, 15)
+    assert depth('backbone.subnet3.level2.blocks.3.gamma', 'backbone.') == (11, 15)
+    assert depth('neck.lateral_convs.0.conv.weight', 'backbone.') == (14, 15)
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match=r"Unknown RevCol arch 'tinyy'.*'base'"):
+        RevCol('tinyy')
+    with pytest.raises(ValueError, match=r'valid indices are 0\.\.3'):
+        RevCol(SMALL, out_indices=(0, 4))
+    with pytest.raises(ValueError, match='alpha_min must be > 0'):
+        RevCol(SMALL, alpha_min=0.)
+    with pytest.raises(ValueError, match='at least 32x32'):
+        RevCol(SMALL)(torch.randn(1, 3, 16, 64))
+
+
+def test_save_memory_refuses_modules_it_cannot_invert():
+    model = RevCol(SMALL, save_memory=True).train()
+    model.subnet1.level1.fusion.down[1] = nn.BatchNorm2d(32)
+    with pytest.raises(RuntimeError, match='cannot invert subnet1.level1.fusion.down.1'):
+        model(torch.randn(1, 3, 32, 32))
+    model.eval()  # BN in eval mode is a fixed affine map: fine
+    model(torch.randn(1, 3, 32, 32))
