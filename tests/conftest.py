@@ -20,3 +20,21 @@ def in_repo():
     os.chdir(REPO)
     yield REPO
     os.chdir(old)
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+@pytest.fixture(autouse=True)
+def fresh_visualizers():
+    """mmdet/mmseg configs name their visualizer 'visualizer', and mmengine
+    hands an existing instance of that name to the next Runner in the same
+    process (with the old save_dir). One Runner per process is the real use;
+    tests run many, so forget visualizers between tests."""
+    yield
+    from mmengine.visualization import Visualizer
+    for cls in (Visualizer, *_all_subclasses(Visualizer)):
+        cls._instance_dict.clear()

@@ -6,19 +6,53 @@ Each family registers a function ``convert(state_dict, **opts)`` returning
 :func:`convert_checkpoint` checks the result against that backbone, so a
 checkpoint of the wrong family is refused with its missing/unexpected keys.
 """
+import re
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 StateDict = Dict[str, torch.Tensor]
 CONVERTERS: Dict[str, Callable[..., Tuple[StateDict, dict]]] = {}
+# family -> regex matching a key only the official layout has
+OFFICIAL_MARKERS: Dict[str, 're.Pattern'] = {}
 
 
-def register_converter(family: str):
+def register_converter(family: str, official_marker: Optional[str] = None):
+    """Register ``fn(state_dict) -> (state_dict, backbone_cfg)``; with
+    ``official_marker`` (a regex matching an official-only key) backbones of
+    the family can also load official checkpoints directly, see
+    :func:`convert_official_in_place`."""
     def wrap(fn):
         CONVERTERS[family] = fn
+        if official_marker:
+            OFFICIAL_MARKERS[family] = re.compile(official_marker)
         return fn
     return wrap
+
+
+def convert_official_in_place(state_dict: dict, family: str) -> bool:
+    """Turn an official ``family`` checkpoint (or its ``model`` /
+    ``state_dict_ema`` entry) into our backbone keys, in place.
+
+    Backbones call this from ``_load_from_state_dict`` at the root, so
+    ``init_cfg=dict(type='Pretrained', checkpoint=<official .pth or URL>)``
+    works without a conversion step. Returns False (and changes nothing) if
+    the dict is not in the official layout.
+    """
+    _load_families()
+    inner = state_dict
+    for key in ('model', 'state_dict_ema', 'model_ema'):
+        if isinstance(state_dict.get(key), dict):
+            inner = extract_state_dict(state_dict)
+            break
+    marker = OFFICIAL_MARKERS[family]
+    if not any(marker.match(k) for k in inner):
+        return False
+    new, _ = CONVERTERS[family](dict(inner))
+    state_dict.clear()
+    state_dict.update({k[len('backbone.'):]: v for k, v in new.items()
+                       if k.startswith('backbone.')})
+    return True
 
 
 def extract_state_dict(checkpoint: dict, ema: bool = False) -> StateDict:
@@ -84,4 +118,4 @@ def save_converted(state_dict: StateDict, backbone_cfg: dict, path: str,
 
 
 def _load_families() -> None:
-    from . import convnextv2  # noqa: F401
+    from . import convnextv2, revcol  # noqa: F401

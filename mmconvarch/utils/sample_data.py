@@ -14,11 +14,11 @@ from typing import List, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-# (shape, COCO category id, COCO name, ADE20K label in the png, RGB colour)
+# (shape, COCO class name, ADE20K label in the png, RGB colour)
 SHAPES = (
-    ('disc', 37, 'sports ball', 2, (220, 60, 40)),
-    ('square', 72, 'tv', 3, (40, 180, 60)),
-    ('triangle', 38, 'kite', 4, (50, 80, 220)),
+    ('disc', 'sports ball', 2, (220, 60, 40)),
+    ('square', 'tv', 3, (40, 180, 60)),
+    ('triangle', 'kite', 4, (50, 80, 220)),
 )
 ADE_BACKGROUND = 1  # "wall"; 0 stays the ignore value of reduce_zero_label
 SPLITS = dict(train=8, val=4)
@@ -52,8 +52,8 @@ def _draw_image(rng: np.random.Generator, size: int):
         cx, cy = rng.uniform(r + 1, size - r - 1, size=2)
         poly = _polygon(SHAPES[k][0], cx, cy, r)
         xy = list(zip(poly[0::2], poly[1::2]))
-        draw.polygon(xy, fill=SHAPES[k][4])
-        draw_label.polygon(xy, fill=SHAPES[k][3])
+        draw.polygon(xy, fill=SHAPES[k][3])
+        draw_label.polygon(xy, fill=SHAPES[k][2])
         objects.append((k, poly))
     return image, label, objects
 
@@ -65,8 +65,8 @@ def make_sample_data(root: str = 'data/sample', size: int = 128,
     if osp.exists(done):
         return root
     rng = np.random.default_rng(seed)
-    coco_cats = [dict(id=c, name=n, supercategory='shape')
-                 for _, c, n, _, _ in SHAPES]
+    coco_cats = _coco_categories()
+    cat_id = {c['name']: c['id'] for c in coco_cats}
     for split, num in SPLITS.items():
         ade_split = 'training' if split == 'train' else 'validation'
         dirs = dict(
@@ -97,7 +97,7 @@ def make_sample_data(root: str = 'data/sample', size: int = 128,
                                      for j in range(len(xs))))
                 annotations.append(dict(
                     id=len(annotations) + 1, image_id=img_id,
-                    category_id=SHAPES[k][1], segmentation=[poly],
+                    category_id=cat_id[SHAPES[k][1]], segmentation=[poly],
                     area=round(area, 2), bbox=[x0, y0, w, h], iscrowd=0))
             cls_dir = osp.join(root, 'imagenet', split, SHAPES[i % 3][0])
             os.makedirs(cls_dir, exist_ok=True)
@@ -111,13 +111,24 @@ def make_sample_data(root: str = 'data/sample', size: int = 128,
     return root
 
 
+def _coco_categories() -> List[dict]:
+    """All 80 COCO classes (so 80-class detectors' labels map to ids), or
+    just ours when mmdet is not installed."""
+    try:
+        from mmdet.datasets import CocoDataset
+        names = CocoDataset.METAINFO['classes']
+    except Exception:
+        names = [shape[1] for shape in SHAPES]
+    return [dict(id=i + 1, name=n, supercategory='object') for i, n in enumerate(names)]
+
+
 def _single_shape_image(rng: np.random.Generator, size: int,
                         k: int) -> Image.Image:
     image, _, _ = _draw_image(rng, size)
     draw = ImageDraw.Draw(image)
     r = size * 0.25
     poly = _polygon(SHAPES[k][0], size / 2, size / 2, r)
-    draw.polygon(list(zip(poly[0::2], poly[1::2])), fill=SHAPES[k][4])
+    draw.polygon(list(zip(poly[0::2], poly[1::2])), fill=SHAPES[k][3])
     return image
 
 

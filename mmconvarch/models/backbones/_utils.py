@@ -56,3 +56,17 @@ def check_frozen_stages(frozen_stages: int, num_stages: int,
                          f'range; valid values are -1..{num_stages} '
                          '(-1 or 0 freezes nothing).')
     return frozen_stages
+
+
+class OfficialCheckpointMixin:
+    """Lets ``init_cfg=dict(type='Pretrained', checkpoint=...)`` take an
+    official checkpoint of the family (converted on the fly at load time).
+    Set ``official_family`` to the converter's name."""
+
+    official_family: str = ''
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix == '':
+            from mmconvarch.converters import convert_official_in_place
+            convert_official_in_place(state_dict, self.official_family)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

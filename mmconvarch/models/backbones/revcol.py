@@ -21,7 +21,8 @@ from mmpretrain.models.utils import LayerNorm2d
 
 from mmconvarch.models.layers import reversible_columns
 from mmconvarch.registry import MODELS
-from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
+                     resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -159,7 +160,7 @@ class RevColColumn(nn.Module):
 
 
 @MODELS.register_module()
-class RevCol(BaseModule):
+class RevCol(OfficialCheckpointMixin, BaseModule):
     """RevCol backbone (`arXiv:2212.11696`) for classification and dense tasks.
 
     Args:
@@ -185,9 +186,12 @@ class RevCol(BaseModule):
             alpha). Defaults to 1e-3, the official value.
         frozen_stages (int): Freeze the stem and levels ``< frozen_stages``
             of every column (their alphas too); 0 or -1 freezes nothing.
-        init_cfg (dict | list, optional): Initialisation config.
+        init_cfg (dict | list, optional): Initialisation config. An
+            official RevCol checkpoint (file or URL) loads directly with
+            ``dict(type='Pretrained', checkpoint=...)``.
     """
 
+    official_family = 'revcol'
     arch_zoo = {
         'tiny': dict(channels=[64, 128, 256, 512], layers=[2, 2, 4, 2],
                      num_columns=4, drop_path_rate=0.1),

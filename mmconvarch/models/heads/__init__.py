@@ -1,0 +1,6 @@
+"""Heads and classifiers; modules list their classes in ``__all__``."""
+from mmconvarch.utils.optional import import_families
+
+__all__ = import_families(__name__, {
+    'revcol_inter_supv': ('mmpretrain.models', ),
+}, globals())
