@@ -6,4 +6,5 @@ from mmconvarch.utils.optional import import_families
 __all__ = import_families(__name__, {
     'convnextv2': ('mmpretrain.models', ),
     'revcol': ('mmpretrain.models', ),
+    'vanillanet': (),
 }, globals())

@@ -1,0 +1,36 @@
+# Cascade Mask R-CNN + FPN, VanillaNet-13 (act_num 4), 3x multi-scale-crop
+# schedule, COCO. Recipe: mmdet's ConvNeXt-T cascade (inherited: GIoU 4conv1fc
+# heads, DETR-style ms crop, 36 epochs, steps 27/33, AMP); backbone settings,
+# AdamW lr 1.3e-4 wd 0.05 and layer decay 0.6 over the official detection
+# grouping (stage i -> i // 2 + 1, 6 groups) are the official VanillaNet-13
+# Mask R-CNN values (object_detection/configs/vanillanet). The backbone
+# starts from the finished (λ = 1) state with no annealing, as the official
+# detection code does; the KD-pretrained act_num=4 weights come from
+#   python tools/model_converters/convert.py vanillanet \
+#       vanillanet_13_act_num_4_kd_pretrain.pth <checkpoint_file> --ema
+# (official release 'ckpt', model_ema as the official detection code loads).
+_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
+          '4conv1fc-giou_amp-ms-crop-3x_coco.py']
+custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
+checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmconvarch.VanillaNet',
+        arch='13',
+        act_num=4,
+        out_indices=[0, 1, 8, 10],  # strides 4/8/16/32
+        norm_cfg=dict(type='SyncBN', eps=1e-6, requires_grad=True),
+        layer_decay_type='pair',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
+                      prefix='backbone.')),
+    neck=dict(in_channels=[512, 1024, 2048, 4096]))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.6),
+    optimizer=dict(type='AdamW', lr=1.3e-4, betas=(0.9, 0.999),
+                   weight_decay=0.05))

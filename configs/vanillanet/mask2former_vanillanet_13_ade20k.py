@@ -1,0 +1,43 @@
+# Mask2Former (mmdet heads inside mmseg), VanillaNet-13 (act_num 4), ADE20K
+# 512x512, 160k. Recipe: mmseg's Mask2Former Swin-T (inherited: pixel decoder,
+# 9-layer decoder, losses, 160k poly schedule, AdamW lr 1e-4 wd 0.05, grad
+# clip 0.01); as there, the backbone runs at 0.1x lr and norms/queries get no
+# weight decay (here: all 1-D params and biases, as VanillaNet's
+# optim_factory). The official repo has no segmentation code; backbone
+# settings (act_num 4, outputs 0/1/8/10, SyncBN) follow its detection
+# backbone. The backbone starts from the finished (λ = 1) state with no
+# annealing, as the official detection code does; weights: see
+# cascade_vanillanet_13_coco.py for the converter command.
+_base_ = ['mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-'
+          '512x512.py']
+custom_imports = dict(imports=['mmdet.models', 'mmconvarch'],
+                      allow_failed_imports=False)
+checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmconvarch.VanillaNet',
+        arch='13',
+        act_num=4,
+        out_indices=[0, 1, 8, 10],  # strides 4/8/16/32
+        norm_cfg=dict(type='SyncBN', eps=1e-6, requires_grad=True),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
+                      prefix='backbone.')),
+    decode_head=dict(in_channels=[512, 1024, 2048, 4096]))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
+                   betas=(0.9, 0.999)),
+    clip_grad=dict(max_norm=0.01, norm_type=2),
+    paramwise_cfg=dict(
+        layer_decay_rate=1.0,
+        custom_keys={
+            'backbone': dict(lr_mult=0.1),
+            'query_embed': dict(decay_mult=0.0),
+            'query_feat': dict(decay_mult=0.0),
+            'level_embed': dict(decay_mult=0.0),
+        }))

@@ -1,0 +1,36 @@
+# UperNet, VanillaNet-13 (act_num 4), ADE20K 512x512, 160k iterations.
+# Recipe: mmseg's ConvNeXt-T UperNet (inherited: heads, 160k poly schedule,
+# AMP, 8x2 batch); AdamW lr 1e-4 wd 0.05 and layer decay 0.9 over 6 groups are
+# mmseg's ConvNeXt-T values, here over the official VanillaNet detection
+# grouping (stage i -> i // 2 + 1; 6 groups for -13). The official repo has no
+# segmentation code; backbone settings (act_num 4, outputs 0/1/8/10, SyncBN)
+# follow its detection backbone. The backbone starts from the finished
+# (λ = 1) state with no annealing, as the official detection code does;
+# weights: see cascade_vanillanet_13_coco.py for the converter command.
+_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_'
+          'ade20k-512x512.py']
+custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
+checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmconvarch.VanillaNet',
+        arch='13',
+        act_num=4,
+        out_indices=[0, 1, 8, 10],  # strides 4/8/16/32
+        norm_cfg=dict(type='SyncBN', eps=1e-6, requires_grad=True),
+        layer_decay_type='pair',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
+                      prefix='backbone.')),
+    decode_head=dict(in_channels=[512, 1024, 2048, 4096]),
+    auxiliary_head=dict(in_channels=2048))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9),
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                   weight_decay=0.05),
+    loss_scale='dynamic')
