@@ -118,4 +118,4 @@ def save_converted(state_dict: StateDict, backbone_cfg: dict, path: str,
 
 
 def _load_families() -> None:
-    from . import convnextv2, revcol, vanillanet  # noqa: F401
+    from . import convnextv2, revcol, slak, vanillanet  # noqa: F401

@@ -6,5 +6,6 @@ from mmconvarch.utils.optional import import_families
 __all__ = import_families(__name__, {
     'convnextv2': ('mmpretrain.models', ),
     'revcol': ('mmpretrain.models', ),
+    'slak': (),
     'vanillanet': (),
 }, globals())

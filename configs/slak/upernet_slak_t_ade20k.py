@@ -1,0 +1,44 @@
+# UperNet, SLaK-T (51/49/47/13, N=5), ADE20K 512x512, 160k iterations.
+# Recipe: official SLaK upernet_slak_tiny_512_160k_ade20k_ss.py: drop path
+# 0.4, AdamW lr 1e-4 wd 0.05, stage-wise decay 0.9 over 6, linear warm-up
+# 1500 iters (ratio 1e-6) then poly(1.0) to 0, 16 images per iteration,
+# UperNet channels 512, aux FCN on stage 3: these equal mmseg's ConvNeXt-T
+# UperNet, which is inherited (with its AMP; SparseRegrowHook is AMP-safe).
+# Sparsity hook ON with fixed masks, as the official sparse=True: the zeros
+# of the sparse pre-trained checkpoint stay zero (from_weights).
+_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_'
+          'ade20k-512x512.py']
+custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
+                      allow_failed_imports=False)
+checkpoint_file = 'checkpoints/slak_t_in1k_300ep.pth'  # see cascade_slak_t
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmconvarch.SLaK',
+        arch='tiny',
+        kernel_size=[51, 49, 47, 13, 5],
+        width_factor=1.3,
+        out_indices=[0, 1, 2, 3],
+        gap_before_final_norm=False,
+        drop_path_rate=0.4,
+        norm_cfg=dict(type='SyncBN', requires_grad=True),
+        layer_decay_type='stage',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
+                      prefix='backbone.')),
+    decode_head=dict(in_channels=[124, 249, 499, 998]),
+    auxiliary_head=dict(in_channels=499))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9),
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                   weight_decay=0.05),
+    loss_scale='dynamic')
+
+custom_hooks = [
+    dict(type='mmconvarch.SparseRegrowHook', module='backbone',
+         sparse_init='from_weights', update_frequency=None),
+]

@@ -1,0 +1,469 @@
+"""SLaK: Sparse Large Kernel Network (Liu et al., ICLR 2023).
+
+A ConvNeXt macro-architecture (x1.3 wider) whose 7x7 depthwise conv is a
+decomposed large kernel: two parallel rectangular depthwise convs (KxN and
+NxK) plus a small NxN one, each followed by BN, summed. Pure PyTorch; the
+official MegEngine/cutlass implicit-GEMM kernel is used only if importable
+(and only on CUDA). Parameter names follow the official code
+(``downsample_layers``, ``stages.s.b.large_kernel.LoRA1.conv``...,
+``norm{i}`` per output as in the official detection/segmentation backbones),
+so official checkpoints map almost 1:1 (see :mod:`mmconvarch.converters.slak`).
+
+Dynamic sparsity (ERK/SNIP init, prune and regrow) lives in
+:mod:`mmconvarch.sparsity`, driven by ``SparseRegrowHook``.
+"""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
+
+from mmconvarch.registry import MODELS
+from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+
+try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
+    import depthwise_conv2d_implicit_gemm as _igemm
+except Exception:  # pragma: no cover - depends on an optional CUDA build
+    _igemm = None
+
+__all__ = ['SLaK', 'DecomposedLargeKernelConv', 'SLaKBlock', 'LayerNorm2d',
+           'DepthwiseConv2d']
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW map (the official LN-cf)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
+                         self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """Depthwise conv with "same" padding per axis: ``(kh // 2, kw // 2)``.
+
+    This is the padding of the official iGEMM extension, which ignores its
+    ``padding`` argument; padding ``K // 2`` on both axes of a ``(K, N)``
+    kernel would be wrong. ``use_igemm``: None uses the extension when it is
+    importable and the input is a CUDA fp16/fp32 tensor, True requires it,
+    False never uses it.
+    """
+
+    def __init__(self, channels: int, kernel_size: Tuple[int, int],
+                 bias: bool = False, use_igemm: Optional[bool] = None) -> None:
+        kh, kw = kernel_size
+        super().__init__(channels, channels, (kh, kw), padding=(kh // 2,
+                                                                kw // 2),
+                         groups=channels, bias=bias)
+        if use_igemm and _igemm is None:
+            raise ImportError(
+                'use_igemm=True needs the optional depthwise_conv2d_implicit_'
+                'gemm CUDA extension (built from the SLaK/RepLKNet cutlass '
+                'sources); install it or pass use_igemm=None/False for the '
+                'PyTorch path.')
+        self.use_igemm = use_igemm
+
+    def _igemm_ok(self, x: torch.Tensor) -> bool:
+        return (self.use_igemm is not False and _igemm is not None
+                and x.is_cuda and x.dtype in (torch.float16, torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._igemm_ok(x):  # pragma: no cover - needs the CUDA extension
+            fn = (_igemm._DepthWiseConv2dImplicitGEMMFP16
+                  if x.dtype == torch.float16 else
+                  _igemm._DepthWiseConv2dImplicitGEMMFP32)
+            out = fn.apply(x, self.weight.to(x.dtype))
+            if self.bias is not None:
+                out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
+            return out
+        return super().forward(x)
+
+
+def _conv_bn(channels: int, kernel_size: Tuple[int, int],
+             norm_cfg: Optional[dict], use_igemm: Optional[bool]
+             ) -> nn.Sequential:
+    """``conv`` (depthwise, no bias) then ``bn``: the official ``conv_bn``."""
+    branch = nn.Sequential()
+    branch.add_module('conv', DepthwiseConv2d(channels, kernel_size,
+                                              use_igemm=use_igemm))
+    if norm_cfg is not None:
+        branch.add_module('bn', build_norm_layer(norm_cfg, channels)[1])
+    return branch
+
+
+def _fuse_branch(branch: nn.Sequential) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of conv+BN at the BN's running statistics."""
+    kernel = branch.conv.weight
+    bn = getattr(branch, 'bn', None)
+    if bn is None:
+        return kernel, kernel.new_zeros(kernel.shape[0])
+    std = (bn.running_var + bn.eps).sqrt()
+    gamma = bn.weight if bn.affine else torch.ones_like(std)
+    beta = bn.bias if bn.affine else torch.zeros_like(std)
+    return (kernel * (gamma / std).reshape(-1, 1, 1, 1),
+            beta - bn.running_mean * gamma / std)
+
+
+def _pad_to(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad an odd ``(kh, kw)`` kernel to ``(size, size)``, centred."""
+    ph, pw = (size - kernel.shape[2]) // 2, (size - kernel.shape[3]) // 2
+    return F.pad(kernel, [pw, pw, ph, ph])
+
+
+class DecomposedLargeKernelConv(nn.Module):
+    """The official ``ReparamLargeKernelConv`` (depthwise, stride 1).
+
+    ``decompose=True`` (SLaK): ``LoRA1`` (KxN) + ``LoRA2`` (NxK) +
+    ``small_conv`` (NxN, only when N < K). ``decompose=False`` (RepLKNet /
+    ConvNeXt style): ``lkb_origin`` (KxK) + ``small_conv``. Every branch is
+    conv + BN. :meth:`switch_to_deploy` fuses the BNs and merges all branches
+    into one KxK depthwise conv with bias (``lkb_reparam``), exact because
+    all kernels are odd and centred ("same" padding per axis).
+
+    Args:
+        channels (int): Channels (groups = channels).
+        kernel_size (int): The large kernel K (odd).
+        small_kernel (int): N, the short edge and the small kernel (odd).
+        decompose (bool): SLaK decomposition. Defaults to True.
+        norm_cfg (dict, optional): Norm of each branch; None for no norm
+            (and no bias, as the official ``bn=False``). Defaults to BN.
+        deploy (bool): Build the merged ``lkb_reparam`` directly.
+        use_igemm (bool, optional): See :class:`DepthwiseConv2d`.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, small_kernel: int,
+                 decompose: bool = True,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 deploy: bool = False,
+                 use_igemm: Optional[bool] = None) -> None:
+        super().__init__()
+        self.channels, self.kernel_size = channels, kernel_size
+        self.small_kernel, self.decompose = small_kernel, decompose
+        self.use_igemm = use_igemm
+        self.deploy = deploy
+        if deploy:
+            self.lkb_reparam = DepthwiseConv2d(
+                channels, (kernel_size, kernel_size), bias=True,
+                use_igemm=use_igemm)
+            return
+        K, N = kernel_size, small_kernel
+        if decompose and N >= K:
+            raise ValueError(
+                f'decompose=True needs the small kernel N={N} below the '
+                f'large kernel K={K} (KxN + NxK branches); use '
+                'decompose=False for a full KxK kernel (ConvNeXt mode).')
+        if decompose:
+            self.LoRA1 = _conv_bn(channels, (K, N), norm_cfg, use_igemm)
+            self.LoRA2 = _conv_bn(channels, (N, K), norm_cfg, use_igemm)
+        else:
+            self.lkb_origin = _conv_bn(channels, (K, K), norm_cfg, use_igemm)
+        if N < K:
+            self.small_conv = _conv_bn(channels, (N, N), norm_cfg, use_igemm)
+
+    def branches(self) -> List[nn.Sequential]:
+        names = ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv')
+        return [getattr(self, n) for n in names if hasattr(self, n)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy:
+            return self.lkb_reparam(x)
+        out = None
+        for branch in self.branches():
+            y = branch(x)
+            out = y if out is None else out + y
+        return out
+
+    @torch.no_grad()
+    def get_equivalent_kernel_bias(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """One ``(C, 1, K, K)`` kernel and ``(C,)`` bias equal to the sum of
+        the branches (BN at its running statistics)."""
+        kernel, bias = 0., 0.
+        for branch in self.branches():
+            k, b = _fuse_branch(branch)
+            kernel = kernel + _pad_to(k, self.kernel_size)
+            bias = bias + b
+        return kernel, bias
+
+    def switch_to_deploy(self) -> None:
+        if self.deploy:
+            return
+        kernel, bias = self.get_equivalent_kernel_bias()
+        self.lkb_reparam = DepthwiseConv2d(
+            self.channels, (self.kernel_size, self.kernel_size), bias=True,
+            use_igemm=self.use_igemm).to(kernel.device, kernel.dtype)
+        self.lkb_reparam.weight.data.copy_(kernel)
+        self.lkb_reparam.bias.data.copy_(bias)
+        for name in ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv'):
+            if hasattr(self, name):
+                delattr(self, name)
+        self.deploy = True
+
+
+class SLaKBlock(nn.Module):
+    """large kernel -> LN -> Linear(4C) -> GELU -> Linear(C) -> gamma,
+    residual with drop path (the official ``Block``)."""
+
+    def __init__(self, channels: int, kernel_size: int, small_kernel: int,
+                 drop_path: float = 0., layer_scale_init_value: float = 1e-6,
+                 decompose: bool = True,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 deploy: bool = False, use_igemm: Optional[bool] = None,
+                 with_cp: bool = False) -> None:
+        super().__init__()
+        self.large_kernel = DecomposedLargeKernelConv(
+            channels, kernel_size, small_kernel, decompose=decompose,
+            norm_cfg=norm_cfg, deploy=deploy, use_igemm=use_igemm)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.pwconv1 = nn.Linear(channels, 4 * channels)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * channels, channels)
+        self.gamma = nn.Parameter(
+            layer_scale_init_value * torch.ones(channels)) \
+            if layer_scale_init_value > 0 else None
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else \
+            nn.Identity()
+        self.with_cp = with_cp
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.large_kernel(x).permute(0, 2, 3, 1)
+        x = self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        if self.gamma is not None:
+            x = x * self.gamma
+        return shortcut + self.drop_path(x.permute(0, 3, 1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+
+@MODELS.register_module()
+class SLaK(BaseModule):
+    """SLaK backbone (`arXiv:2207.03620`), pure PyTorch.
+
+    Official variants (``models/SLaK.py``, README): width factor 1.3 gives
+    channels 124/249/499/998 (T, S) and 166/332/665/1331 (B); kernels
+    51/49/47/13 per stage with N = 5. The 31/29/27/13 variant (and its
+    checkpoints, SLaK #16) is ``kernel_size=(31, 29, 27, 13, 5)``.
+    Dense parameter counts are larger than the README's (e.g. T: 50.7M vs
+    30M): the README counts the non-zero weights at 40% sparsity.
+
+    Args:
+        arch (str | dict): ``tiny``, ``small``, ``base``, ``large`` or a dict
+            with ``depths`` and ``channels`` (before ``width_factor``).
+        in_channels (int): Input image channels. Defaults to 3.
+        kernel_size (Sequence[int]): Five odd ints: the large kernel of each
+            stage and the small kernel N (short edge of the decomposed
+            kernels). Defaults to ``(51, 49, 47, 13, 5)``. A stage whose
+            kernel is not larger than N gets no small branch.
+        width_factor (float): Channels are ``int(c * width_factor)`` (floor,
+            as official). Defaults to 1.3.
+        decompose (bool): SLaK's KxN + NxK decomposition (official
+            ``Decom``/``LoRA``). False gives a full KxK branch. Defaults to
+            True.
+        drop_path_rate (float): Stochastic depth, linear over blocks.
+        layer_scale_init_value (float): Init of ``gamma`` (0 disables).
+            Defaults to 1e-6.
+        out_indices (int | Sequence[int]): Stages whose output (after its
+            ``norm{i}``, LN-cf, as the official downstream code) is returned.
+            Negative values count from the end. Defaults to -1.
+        frozen_stages (int): Freeze (eval + no grad) the stem/downsample
+            layers and blocks of the first ``frozen_stages`` stages. 0 or -1
+            freeze nothing. Defaults to 0.
+        norm_eval (bool): Keep the branch BNs in eval mode while training.
+            Defaults to False.
+        gap_before_final_norm (bool): Global-average-pool before the output
+            norms (classification: ``(N, C)`` vectors, the official
+            ``norm(x.mean([-2, -1]))``); False for dense tasks.
+            Defaults to True.
+        norm_cfg (dict, optional): Norm of the kernel branches (official:
+            SyncBN). None builds branches without norm (official
+            ``bn=False``). Defaults to ``dict(type='BN')``.
+        deploy (bool): Build the merged (re-parameterised) kernels directly.
+            Defaults to False.
+        use_igemm (bool, optional): Use the optional iGEMM CUDA extension:
+            None if importable, True required, False never. Defaults to None.
+        with_cp (bool): Gradient checkpointing per block. Defaults to False.
+        layer_decay_type (str): Layer ids for layer-wise lr decay:
+            ``'group'`` (the official detection ``layer_wise`` ConvNeXt rule,
+            6 or 12 groups) or ``'stage'`` (the official segmentation
+            ``stage_wise`` rule). Defaults to ``'group'``.
+        init_cfg (dict | list, optional): Defaults to trunc-normal(0.02) for
+            every Conv2d and Linear, as the official ``_init_weights``.
+    """
+
+    arch_zoo = {
+        'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
+        'small': dict(depths=[3, 3, 27, 3], channels=[96, 192, 384, 768]),
+        'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
+        'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
+    }
+    num_stages = 4
+    min_input_size = 32  # stem /4 then three /2 downsamples
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 in_channels: int = 3,
+                 kernel_size: Sequence[int] = (51, 49, 47, 13, 5),
+                 width_factor: float = 1.3,
+                 decompose: bool = True,
+                 drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 frozen_stages: int = 0,
+                 norm_eval: bool = False,
+                 gap_before_final_norm: bool = True,
+                 norm_cfg: Optional[dict] = dict(type='BN'),
+                 deploy: bool = False,
+                 use_igemm: Optional[bool] = None,
+                 with_cp: bool = False,
+                 layer_decay_type: str = 'group',
+                 init_cfg: Optional[Union[dict, List[dict]]] = [
+                     dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
+                          std=.02, bias=0.),
+                     dict(type='Constant', layer=['LayerNorm'], val=1.,
+                          bias=0.)]) -> None:
+        super().__init__(init_cfg=init_cfg)
+        arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
+                            'SLaK')
+        depths, channels = list(arch['depths']), list(arch['channels'])
+        if len(depths) != self.num_stages or len(channels) != self.num_stages:
+            raise ValueError(f'SLaK arch needs 4 depths and 4 channels, got '
+                             f'depths={depths}, channels={channels}.')
+        kernel_size = self._check_kernel_size(kernel_size)
+        if not width_factor > 0:
+            raise ValueError(f'SLaK width_factor must be > 0, got '
+                             f'{width_factor!r}.')
+        if layer_decay_type not in ('group', 'stage'):
+            raise ValueError(f'SLaK layer_decay_type must be "group" or '
+                             f'"stage", got {layer_decay_type!r}.')
+        self.depths = depths
+        self.channels = [int(c * width_factor) for c in channels]
+        self.kernel_size = kernel_size
+        self.out_indices = normalize_out_indices(out_indices, self.num_stages,
+                                                 'SLaK')
+        self.frozen_stages = check_frozen_stages(frozen_stages,
+                                                 self.num_stages, 'SLaK')
+        self.norm_eval = norm_eval
+        self.gap_before_final_norm = gap_before_final_norm
+        self.layer_decay_type = layer_decay_type
+        self.deploy = deploy
+
+        self.downsample_layers = nn.ModuleList()
+        self.downsample_layers.append(nn.Sequential(
+            nn.Conv2d(in_channels, self.channels[0], 4, stride=4),
+            LayerNorm2d(self.channels[0], eps=1e-6)))
+        for i in range(1, self.num_stages):
+            self.downsample_layers.append(nn.Sequential(
+                LayerNorm2d(self.channels[i - 1], eps=1e-6),
+                nn.Conv2d(self.channels[i - 1], self.channels[i], 2,
+                          stride=2)))
+
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        cur = 0
+        for i in range(self.num_stages):
+            self.stages.append(nn.Sequential(*[
+                SLaKBlock(self.channels[i], kernel_size[i], kernel_size[-1],
+                          drop_path=dpr[cur + j],
+                          layer_scale_init_value=layer_scale_init_value,
+                          decompose=decompose, norm_cfg=norm_cfg,
+                          deploy=deploy, use_igemm=use_igemm, with_cp=with_cp)
+                for j in range(depths[i])]))
+            cur += depths[i]
+
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', LayerNorm2d(self.channels[i],
+                                                    eps=1e-6))
+        self._freeze_stages()
+
+    @staticmethod
+    def _check_kernel_size(kernel_size: Sequence[int]) -> Tuple[int, ...]:
+        if isinstance(kernel_size, int) or len(kernel_size) != 5 or not all(
+                isinstance(k, int) and k > 0 and k % 2 == 1
+                for k in kernel_size):
+            raise ValueError(
+                'SLaK kernel_size must be 5 odd positive ints: the large '
+                'kernel of each of the 4 stages, then the small kernel N, '
+                f'e.g. (51, 49, 47, 13, 5) or (31, 29, 27, 13, 5); got '
+                f'{kernel_size!r}. Odd sizes keep the merged kernel centred.')
+        return tuple(kernel_size)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(
+                f'SLaK needs inputs of at least {self.min_input_size}x'
+                f'{self.min_input_size} pixels (total stride 32), got '
+                f'{tuple(x.shape[-2:])}.')
+        outs = []
+        for i in range(self.num_stages):
+            x = self.stages[i](self.downsample_layers[i](x))
+            if i in self.out_indices:
+                norm = getattr(self, f'norm{i}')
+                if self.gap_before_final_norm:
+                    outs.append(norm(x.mean((2, 3), keepdim=True)).flatten(1))
+                else:
+                    outs.append(norm(x))
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for i in range(max(self.frozen_stages, 0)):
+            for module in (self.downsample_layers[i], self.stages[i]):
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'SLaK':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def switch_to_deploy(self) -> None:
+        """Fuse the BNs and merge every block's branches into one KxK
+        depthwise conv (``large_kernel.lkb_reparam``), in place."""
+        for m in self.modules():
+            if isinstance(m, DecomposedLargeKernelConv):
+                m.switch_to_deploy()
+        self.deploy = True
+
+    def get_layer_depth(self, param_name: str,
+                        prefix: str = '') -> Tuple[int, int]:
+        """Return ``(layer_id, num_layers)`` of a parameter for layer decay.
+
+        ``'group'``: the ConvNeXt rule of the official detection constructor
+        (and mmdet/mmpretrain), 6 groups for depths[2] <= 9 else 12.
+        ``'stage'``: the official segmentation ``stage_wise`` rule.
+        Parameters outside the backbone (no ``prefix``) and the output norms
+        get ``num_layers - 1``, i.e. lr scale 1.
+        """
+        max_id = 12 if self.depths[-2] > 9 else 6
+        num_layers = max_id + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers
+        parts = param_name[len(prefix):].split('.')
+        if parts[0] not in ('downsample_layers', 'stages'):
+            return num_layers - 1, num_layers
+        stage = int(parts[1])
+        if self.layer_decay_type == 'stage':
+            return (0 if parts[0] == 'downsample_layers' else stage + 1,
+                    num_layers)
+        if parts[0] == 'downsample_layers':
+            layer_id = (0, 2, 3, max_id)[stage]
+        elif stage < 2:
+            layer_id = stage + 1
+        elif stage == 2:
+            layer_id = 3 + int(parts[2]) // 3
+        else:
+            layer_id = max_id
+        return layer_id, num_layers
+
