@@ -4,10 +4,7 @@
 # Swin-T and ConvNeXt-T share channels 96..768. As there, the backbone runs at
 # 0.1x lr and norms/queries get no weight decay (here: all 1-D params and
 # biases, the ConvNeXt V2 advice for GRN). Drop path 0.3 as mmseg's Swin-T.
-_base_ = ['mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-'
-          '512x512.py']
-custom_imports = dict(imports=['mmdet.models', 'mmpretrain.models',
-                               'mmconvarch'], allow_failed_imports=False)
+_base_ = ['../_base_/mask2former_ade20k.py']
 checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-tiny_fcmae-pre_3rdparty_in1k_20230104-471a86de.pth'  # noqa
 
 model = dict(
@@ -21,19 +18,3 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
                       prefix='backbone.')),
     decode_head=dict(in_channels=[96, 192, 384, 768]))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
-                   betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(
-        layer_decay_rate=1.0,
-        custom_keys={
-            'backbone': dict(lr_mult=0.1),
-            'query_embed': dict(decay_mult=0.0),
-            'query_feat': dict(decay_mult=0.0),
-            'level_embed': dict(decay_mult=0.0),
-        }))

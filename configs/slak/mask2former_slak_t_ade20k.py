@@ -6,10 +6,7 @@
 # Sparsity hook OFF: with no official recipe we fine-tune densely (the
 # mmseg Mask2Former default); add the SparseRegrowHook of
 # upernet_slak_t_ade20k.py to keep the pre-trained zeros instead.
-_base_ = ['mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-'
-          '512x512.py']
-custom_imports = dict(imports=['mmdet.models', 'mmpretrain.models',
-                               'mmconvarch'], allow_failed_imports=False)
+_base_ = ['../_base_/mask2former_ade20k.py']
 checkpoint_file = 'checkpoints/slak_t_in1k_300ep.pth'  # see cascade_slak_t
 
 model = dict(
@@ -26,19 +23,3 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
                       prefix='backbone.')),
     decode_head=dict(in_channels=[124, 249, 499, 998]))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05, eps=1e-8,
-                   betas=(0.9, 0.999)),
-    clip_grad=dict(max_norm=0.01, norm_type=2),
-    paramwise_cfg=dict(
-        layer_decay_rate=1.0,
-        custom_keys={
-            'backbone': dict(lr_mult=0.1),
-            'query_embed': dict(decay_mult=0.0),
-            'query_feat': dict(decay_mult=0.0),
-            'level_embed': dict(decay_mult=0.0),
-        }))
