@@ -190,3 +190,23 @@ def test_save_memory_refuses_modules_it_cannot_invert():
         model(torch.randn(1, 3, 32, 32))
     model.eval()  # BN in eval mode is a fixed affine map: fine
     model(torch.randn(1, 3, 32, 32))
+
+
+def test_reversible_fp16_with_loss_scaling():
+    """fp16 autocast + GradScaler (as AmpOptimWrapper does): outputs keep the
+    plain path's dtypes and unscaled gradients match plain fp16 ones."""
+    plain, rev = pair(arch=SMALL, drop_path_rate=0.3)
+    x = torch.randn(2, 3, 64, 64)
+    grads, dtypes = {}, {}
+    for name, model in (('plain', plain), ('rev', rev)):
+        scaler = torch.amp.GradScaler('cpu', init_scale=1024.)
+        torch.manual_seed(1)
+        with torch.autocast('cpu', dtype=torch.float16):
+            outs = model(x)
+        dtypes[name] = [o.dtype for o in outs]
+        scaler.scale(sum(o.float().square().mean() for o in outs)).backward()
+        grads[name] = {n: p.grad / 1024. for n, p in model.named_parameters()
+                       if p.grad is not None}
+    assert dtypes['rev'] == dtypes['plain']
+    assert grads['rev'].keys() == grads['plain'].keys()
+    assert max(rel(grads['rev'][n], grads['plain'][n]) for n in grads['plain']) < 1e-2

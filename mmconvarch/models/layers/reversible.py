@@ -16,7 +16,8 @@ Exactness: the inverse map is expansive (1/alpha and the fusion's Jacobian),
 so fp32 rounding errors would grow by a constant factor per column and swamp
 the gradients after ~10 columns. The running column state ``c`` is therefore
 carried in float64 (only ever L maps of one or two columns); the levels see
-its cast to the input dtype, which reproduces the plain fp32 forward, and the
+its cast to the dtype the plain forward would have (``out`` promoted with
+alpha; under autocast fp32 after the first column), and the
 float64 reconstruction is exact enough that the recomputed casts are
 bit-identical. Drop-path RNG and the autocast state are replayed. Parameter
 gradients are accumulated into ``.grad`` level by level by a nested
@@ -75,22 +76,27 @@ class ReversibleColumnsFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)  # unused outputs: None, not zeros
         ctx.autocast = _autocast_state()
         ctx.cuda_devices = [x.device.index] if x.is_cuda else []
-        ctx.rng_states = []
+        ctx.rng_states, ctx.dtypes = [], []
         outputs: List[torch.Tensor] = []
         state: List[torch.Tensor] = []
         with torch.no_grad():
             for i, column in enumerate(columns):
-                rng, new_state, new_cast, down = [], [], [], x
+                rng, new_state, new_cast, dtypes, down = [], [], [], [], x
                 for level in range(column.num_levels):
                     rng.append(_rng_state(ctx.cuda_devices))
-                    ups = [state[k].to(x.dtype) for k in column.up_sources(level)]
-                    s = column.level_forward(level, down, ups).to(STATE_DTYPE)
+                    ups = [state[k].to(ctx.dtypes[-1][k]) for k in column.up_sources(level)]
+                    out = column.level_forward(level, down, ups)
+                    s, dtype = out.to(STATE_DTYPE), out.dtype
                     if state:
-                        s = s + column.alpha(level).to(STATE_DTYPE) * state[level]
+                        alpha = column.alpha(level)
+                        s = s + alpha.to(STATE_DTYPE) * state[level]
+                        dtype = torch.promote_types(dtype, alpha.dtype)
                     new_state.append(s)
-                    down = s.to(x.dtype)
+                    down = s.to(dtype)
                     new_cast.append(down)
+                    dtypes.append(dtype)
                 ctx.rng_states.append(rng)
+                ctx.dtypes.append(dtypes)
                 if i in returned:
                     outputs.extend(new_cast)
                 state = new_state
@@ -120,7 +126,7 @@ class ReversibleColumnsFunction(torch.autograd.Function):
                     grads = [_add(g, c) for g, c in zip(ext, carry)]
                     state, carry, g_x = _column_backward(
                         columns[i], x, state, grads, ctx.rng_states[i],
-                        ctx.cuda_devices, first=i == 0)
+                        ctx.cuda_devices, ctx.dtypes[i], ctx.dtypes[i - 1] if i else None)
                     if g_x is not None:
                         grad_x += g_x
             finally:
@@ -135,9 +141,12 @@ def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch
     return a if b is None else a + b
 
 
-def _column_backward(column, x, state, grads, rng_states, cuda_devices, first):
+def _column_backward(column, x, state, grads, rng_states, cuda_devices, dtypes, prev_dtypes):
     """Back-propagate one column; return (previous column's state, grads
-    w.r.t. it, grad w.r.t. x). ``grads[l]`` may be None (no gradient)."""
+    w.r.t. it, grad w.r.t. x). ``grads[l]`` may be None (no gradient);
+    ``dtypes``/``prev_dtypes`` are the forward's level dtypes of this and the
+    previous column (None for the first column)."""
+    first = prev_dtypes is None
     num_levels = column.num_levels
     prev: List[Optional[torch.Tensor]] = [None] * num_levels
     grad_prev: List[Optional[torch.Tensor]] = [None] * num_levels
@@ -145,10 +154,10 @@ def _column_backward(column, x, state, grads, rng_states, cuda_devices, first):
     grad_x = None
     for level in reversed(range(num_levels)):
         _set_rng_state(rng_states[level], cuda_devices)
-        down = (x if level == 0 else state[level - 1].to(x.dtype)).detach()
+        down = (x if level == 0 else state[level - 1].to(dtypes[level - 1])).detach()
         down.requires_grad_(True)
         up_idx = [] if first else list(column.up_sources(level))
-        ups = [prev[k].to(x.dtype).requires_grad_(True) for k in up_idx]
+        ups = [prev[k].to(prev_dtypes[k]).requires_grad_(True) for k in up_idx]
         g = grads[level]
         out = column.level_forward(level, down, ups)
         if g is not None:
