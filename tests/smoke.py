@@ -1,6 +1,7 @@
 """The config smoke check every family reuses: build a config's model with
 the real registries, run a loss step (backward) and a predict step on a tiny
-batch of the sample set, and check the outputs' shapes."""
+batch of the sample set, and check the outputs' shapes (self-supervised
+models have no predict step: their ``mode='tensor'`` features instead)."""
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -42,6 +43,11 @@ def run_smoke(config_path: str, sample_root: str, **cfg_options):
     assert any(g.abs().sum() > 0 for g in grads)
 
     model.eval()
+    if _is_self_supervised(model):  # no predict step (mmpretrain MAE-style)
+        with torch.no_grad():
+            feats = model(data['inputs'], mode='tensor')
+        _check_features(model.backbone, data['inputs'], feats)
+        return cfg, model, log_vars, feats
     val_batch = next(iter(Runner.build_dataloader(cfg.val_dataloader)))
     with torch.no_grad():
         outputs = model.val_step(val_batch)
@@ -50,6 +56,27 @@ def run_smoke(config_path: str, sample_root: str, **cfg_options):
     for out in outputs:
         check(cfg, out)
     return cfg, model, log_vars, outputs
+
+
+def _is_self_supervised(model) -> bool:
+    try:
+        from mmpretrain.models.selfsup import BaseSelfSupervisor
+    except ImportError:
+        return False
+    return isinstance(model, BaseSelfSupervisor)
+
+
+def _check_features(backbone, inputs, feats):
+    """Feature maps of ``out_indices``: (N, C_i, H/2**(i+2), W/2**(i+2))
+    for ConvNeXt-like backbones (``channels``), else batch size only."""
+    assert isinstance(feats, tuple) and feats, type(feats)
+    n, _, h, w = inputs.shape
+    channels = getattr(backbone, 'channels', None)
+    for i, feat in zip(getattr(backbone, 'out_indices', []), feats):
+        assert torch.isfinite(feat).all()
+        expected = (n, channels[i], h >> (i + 2), w >> (i + 2)) \
+            if channels else (n, ) + tuple(feat.shape[1:])
+        assert tuple(feat.shape) == expected, (feat.shape, expected)
 
 
 def _check_det(cfg, out):

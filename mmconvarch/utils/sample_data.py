@@ -152,11 +152,21 @@ def apply_sample_data(cfg, root: str = 'data/sample', img_size: int = 128,
         backbone['init_cfg'] = None  # offline: no pretrained download
     train_ds, val_ds, evaluator = _SAMPLE_OVERRIDES[scope](root, img_size, cfg)
     loader = dict(num_workers=0, persistent_workers=False)
+    # keep the config's collate_fn: mmpretrain's self-supervised configs
+    # batch with default_collate (SelfSupDataPreprocessor needs it)
+    collate = (cfg.get('train_dataloader') or {}).get('collate_fn')
     cfg.train_dataloader = dict(
         batch_size=batch_size, dataset=train_ds, **loader,
         sampler=dict(type='InfiniteSampler' if _iter_based(cfg) else
-                     'DefaultSampler', shuffle=True))
+                     'DefaultSampler', shuffle=True),
+        **(dict(collate_fn=collate) if collate else {}))
+    # self-supervised configs have no val/test loop (no predict step)
+    has_eval = cfg.get('val_cfg') is not None
     for name in ('val', 'test'):
+        if not has_eval:
+            for part in ('dataloader', 'evaluator', 'cfg'):
+                cfg[f'{name}_{part}'] = None
+            continue
         cfg[f'{name}_dataloader'] = dict(
             batch_size=1, dataset=val_ds, **loader,
             sampler=dict(type='DefaultSampler', shuffle=False))

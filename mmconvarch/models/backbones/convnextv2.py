@@ -11,7 +11,8 @@ from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
-from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
+                     resolve_arch)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -28,11 +29,13 @@ class FP32GRN(GRN):
 
 
 @MODELS.register_module()
-class ConvNeXtV2(ConvNeXt):
+class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
     """ConvNeXt V2 backbone (`arXiv:2301.00808`), reusing mmpretrain's ConvNeXt.
 
     Its state-dict keys are mmpretrain's, so mmpretrain's converted ConvNeXt V2
-    checkpoints load directly with ``prefix='backbone.'``.
+    checkpoints load directly with ``prefix='backbone.'``; official ones
+    (FCMAE or fine-tuned, file or URL) load with
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (converted on load).
 
     Args:
         arch (str | dict): One of ``atto, femto, pico, nano, tiny, base,
@@ -55,6 +58,7 @@ class ConvNeXtV2(ConvNeXt):
             ``act_cfg``, ``linear_pw_conv``, ``init_cfg``...).
     """
 
+    official_family = 'convnextv2'
     arch_zoo = {
         'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
         'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),

@@ -1,0 +1,7 @@
+"""Self-supervised algorithms (mmpretrain structure); modules list their
+classes in ``__all__``."""
+from mmconvarch.utils.optional import import_families
+
+__all__ = import_families(__name__, {
+    'fcmae': ('mmpretrain.models', ),
+}, globals())
