@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# Usage: tools/dist_train.sh CONFIG GPUS [train.py args]
-# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR, PORT on every node.
+# Usage: [NNODES=1 NODE_RANK=0 MASTER_ADDR=127.0.0.1 PORT=29500 PYTHON=python] \
+#   tools/dist_train.sh CONFIG GPUS [train.py args]
+# GPUS is the number of processes on this node (one per GPU; without a GPU,
+# CPU processes with the gloo backend). Multi-node: run the same command on
+# every node with the same NNODES, MASTER_ADDR (node 0's address) and PORT,
+# and NODE_RANK=0..NNODES-1. See README "Multi-node".
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
-torchrun \
+# `python -m torch.distributed.run` is torchrun, run by the same interpreter
+PYTHONPATH="$ROOT":$PYTHONPATH \
+"$PYTHON" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \
     --nproc_per_node=$GPUS \
     --master_port=$PORT \
-    $(dirname "$0")/train.py \
+    "$ROOT/tools/train.py" \
     $CONFIG \
-    --launcher pytorch ${@:3}
+    --launcher pytorch "${@:3}"

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #   tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py args]
+# GPUS: number of tasks (processes) in all; GPUS_PER_NODE: GPUs and tasks
+# per node. GPUS_PER_NODE=0 runs CPU tasks (no --gres; without a GPU the
+# tools switch nccl to gloo): TASKS_PER_NODE then sets tasks per node
+# (default: GPUS, i.e. one node). MASTER_ADDR is the job's first node
+# (mmengine, from SLURM_NODELIST); set MASTER_PORT (default 29500) when jobs
+# share a node.
+# PYTHON picks the interpreter (default: python on PATH). See README.
 set -x
 
 PARTITION=$1
@@ -11,15 +18,25 @@ GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
 SRUN_ARGS=${SRUN_ARGS:-""}
+PYTHON=${PYTHON:-python}
 PY_ARGS=${@:5}
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
-PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
+if [ "$GPUS_PER_NODE" -gt 0 ]; then
+    GRES="--gres=gpu:${GPUS_PER_NODE}"
+    TASKS_PER_NODE=${TASKS_PER_NODE:-$GPUS_PER_NODE}
+else
+    GRES=""
+    TASKS_PER_NODE=${TASKS_PER_NODE:-$GPUS}
+fi
+
+PYTHONPATH="$ROOT":$PYTHONPATH \
 srun -p ${PARTITION} \
     --job-name=${JOB_NAME} \
-    --gres=gpu:${GPUS_PER_NODE} \
+    ${GRES} \
     --ntasks=${GPUS} \
-    --ntasks-per-node=${GPUS_PER_NODE} \
+    --ntasks-per-node=${TASKS_PER_NODE} \
     --cpus-per-task=${CPUS_PER_TASK} \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS} \
-    python -u $(dirname "$0")/train.py ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" ${PY_ARGS}
+    "$PYTHON" -u "$ROOT/tools/train.py" ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" ${PY_ARGS}

@@ -58,6 +58,7 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     fall_back_from_amp_on_cpu(cfg)
+    adapt_dist_to_cpu(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -86,6 +87,85 @@ def fall_back_from_amp_on_cpu(cfg: Config) -> None:
           'OptimWrapper (fp32); mmengine AMP needs a GPU.', flush=True)
 
 
+_SYNC_BN = ('SyncBN', 'MMSyncBN', 'mmcv.SyncBN', 'mmcv.MMSyncBN')
+
+
+def _sync_bn_to_bn(node) -> int:
+    """Turn every norm config of type SyncBN/MMSyncBN under node into BN."""
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in _SYNC_BN:
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += _sync_bn_to_bn(value)
+    return count
+
+
+def adapt_dist_to_cpu(cfg: Config) -> None:
+    """Let --launcher pytorch/slurm/mpi train on machines without a GPU.
+
+    mmengine 0.10.7 assumes one GPU per process: its default backend is nccl
+    and Runner.wrap_model gives DDP ``device_ids=[LOCAL_RANK]``, which DDP
+    refuses for a CPU module. Without a GPU we use gloo and
+    ``device_ids=None``; SyncBN (torch's and mmcv's kernels are CUDA-only)
+    becomes per-process BN. Each change is printed. (init_dist's
+    torch.cuda.set_device is handled in build_runner.)
+    """
+    import torch
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    notes = []
+    env_cfg = cfg.setdefault('env_cfg', ConfigDict())
+    dist_cfg = env_cfg.setdefault('dist_cfg', ConfigDict())
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
+        dist_cfg['backend'] = 'gloo'
+        notes.append('dist backend nccl -> gloo')
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = ConfigDict(
+            type='MMDistributedDataParallel', device_ids=None,
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    else:
+        wrapper_cls = MODEL_WRAPPERS.get(
+            wrapper.get('type', 'MMDistributedDataParallel'))
+        if isinstance(wrapper_cls, type) and issubclass(
+                wrapper_cls, DistributedDataParallel):
+            wrapper.setdefault('device_ids', None)
+    if cfg.get('sync_bn') is not None:
+        cfg.sync_bn = None
+        notes.append('sync_bn -> off')
+    converted = _sync_bn_to_bn(cfg.get('model'))
+    if converted:
+        notes.append(f'{converted} SyncBN norm config(s) -> BN (per process)')
+    if notes:
+        print(f'mmconvarch: no GPU, so {"; ".join(notes)}; torch and mmcv '
+              'run NCCL and SyncBN on CUDA only.', flush=True)
+
+
+def _init_dist_without_gpu(cfg: Config) -> None:
+    """mmengine's init_dist, minus its torch.cuda.set_device (no GPU to
+    pick). The Runner then finds the process group initialised and keeps
+    it; MASTER_ADDR/MASTER_PORT/RANK derivation is mmengine's own."""
+    from unittest import mock
+
+    from mmengine.dist import init_dist, is_distributed
+    from mmengine.utils.dl_utils import set_multi_processing
+    if is_distributed():
+        return
+    env_cfg = cfg.get('env_cfg', {})
+    # the Runner's order: multi-processing settings first, then the group
+    set_multi_processing(**env_cfg.get('mp_cfg', {}), distributed=True)
+    with mock.patch('torch.cuda.set_device'):
+        init_dist(cfg.launcher, **env_cfg.get('dist_cfg', {}))
+
+
 def enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to AMP (no-op when already on AMP)."""
     import torch
@@ -102,8 +182,12 @@ def enable_amp(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config):
+    import torch
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    if cfg.get('launcher', 'none') != 'none' and \
+            not torch.cuda.is_available():
+        _init_dist_without_gpu(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

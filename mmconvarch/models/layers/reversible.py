@@ -20,9 +20,14 @@ its cast to the dtype the plain forward would have (``out`` promoted with
 alpha; under autocast fp32 after the first column), and the
 float64 reconstruction is exact enough that the recomputed casts are
 bit-identical. Drop-path RNG and the autocast state are replayed. Parameter
-gradients are accumulated into ``.grad`` level by level by a nested
-``torch.autograd.backward`` (as officially), so they are never all held at
-once and DDP's gradient hooks fire as in plain autograd.
+gradients are accumulated into ``.grad`` level by level (as officially), so
+they are never held twice. They are computed with ``torch.autograd.grad``,
+which does not run the parameters' AccumulateGrad nodes: those run once, in
+the outer backward (the parameters are inputs of the function, which returns
+None for them), so DDP's gradient hooks fire once per parameter, after
+``.grad`` is complete, and DDP's unused-parameter search sees the parameters
+in the graph. (A nested ``backward`` would fire them a second time: DDP
+fails with "marked ready twice".)
 
 A column module provides ``num_levels``, ``up_sources(l)``,
 ``level_forward(l, down, ups)``, ``alpha(l)`` (a non-zero parameter) and
@@ -64,8 +69,10 @@ class ReversibleColumnsFunction(torch.autograd.Function):
     whose indices are in ``returned`` (sorted), flattened.
 
     ``params`` are ``column_parameters(c)`` of every column; they are inputs
-    only so that the outputs require grad when ``x`` does not (frozen stem).
-    Their gradients are accumulated in the backward, not returned.
+    so that the outputs require grad when ``x`` does not (frozen stem) and
+    their AccumulateGrad nodes (DDP's hooks) run once after this backward.
+    Their gradients are accumulated into ``.grad`` in the backward, not
+    returned.
     """
 
     @staticmethod
@@ -141,6 +148,17 @@ def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch
     return a if b is None else a + b
 
 
+def _accumulate_grad(param: torch.Tensor, grad: Optional[torch.Tensor]) -> None:
+    """Into ``param.grad``, as AccumulateGrad would (its node then runs in the
+    outer backward with no gradient, and DDP's hook reads ``.grad``)."""
+    if grad is None:
+        return
+    if param.grad is None:
+        param.grad = grad
+    else:
+        param.grad += grad
+
+
 def _column_backward(column, x, state, grads, rng_states, cuda_devices, dtypes, prev_dtypes):
     """Back-propagate one column; return (previous column's state, grads
     w.r.t. it, grad w.r.t. x). ``grads[l]`` may be None (no gradient);
@@ -162,14 +180,16 @@ def _column_backward(column, x, state, grads, rng_states, cuda_devices, dtypes, 
         out = column.level_forward(level, down, ups)
         if g is not None:
             params = [p for p in column.level_parameters(level) if p.requires_grad]
-            # accumulates into p.grad (and the leaves' .grad) right away
-            torch.autograd.backward(out, g, inputs=[down, *ups, *params])
+            g_down, *g_rest = torch.autograd.grad(out, [down, *ups, *params], g,
+                                                  allow_unused=True)
             if level == 0:
-                grad_x = down.grad
+                grad_x = g_down
             else:
-                grads[level - 1] = _add(grads[level - 1], down.grad)
-            for k, u in zip(up_idx, ups):
-                grad_prev[k] = _add(grad_prev[k], u.grad)
+                grads[level - 1] = _add(grads[level - 1], g_down)
+            for k, g_up in zip(up_idx, g_rest):
+                grad_prev[k] = _add(grad_prev[k], g_up)
+            for p, g_p in zip(params, g_rest[len(ups):]):
+                _accumulate_grad(p, g_p)
         if first:
             continue
         alpha = column.alpha(level)
@@ -177,7 +197,8 @@ def _column_backward(column, x, state, grads, rng_states, cuda_devices, dtypes, 
             prev[level] = (state[level] - out.detach().to(STATE_DTYPE)) / alpha.to(STATE_DTYPE)
         if g is not None:
             if alpha.requires_grad:  # d(alpha * c_prev) / d alpha, into .grad
-                torch.autograd.backward(alpha * prev[level].to(g.dtype), g, inputs=[alpha])
+                _accumulate_grad(alpha, torch.autograd.grad(
+                    alpha * prev[level].to(g.dtype), alpha, g)[0])
             with torch.no_grad():
                 grad_prev[level] = _add(grad_prev[level], g * alpha.to(g.dtype))
     return prev, grad_prev, grad_x
