@@ -113,3 +113,21 @@ def test_other_family_is_refused():
     sd['subnet1.level0.blocks.0.grn.gamma'] = torch.zeros(8)
     with pytest.raises(ValueError, match=r"unexpected keys 1 \['subnet1.level0.blocks.0.grn"):
         convert_checkpoint({'model': sd}, 'revcol')
+
+
+def test_converter_cli(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'ours.pth')
+    torch.save({'model': official_revcol_state_dict(inter_supv=False)}, src)
+    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/revcol_to_mmconvarch.py',
+                          src, dst], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    state_dict = torch.load(dst)['state_dict']  # pure tensors: weights_only works
+    assert 'backbone.subnet3.level3.blocks.0.depthwise_conv.weight' in state_dict
+    torch.save({'model': {'stem.0.weight': torch.ones(1)}}, src)
+    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/revcol_to_mmconvarch.py',
+                          src, dst], capture_output=True, text=True)
+    assert res.returncode != 0 and 'Not an official RevCol checkpoint' in res.stderr
