@@ -2,10 +2,7 @@
 # Recipe: mmseg's ConvNeXt-T UperNet (inherited: heads, 160k poly schedule,
 # AMP, 8x2 batch); AdamW lr 1e-4 wd 0.05, drop path 0.4, stage-wise layer
 # decay 0.9 over 6 are mmseg's ConvNeXt-T values (no official V2 seg recipe).
-_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_'
-          'ade20k-512x512.py']
-custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
-                      allow_failed_imports=False)
+_base_ = ['../_base_/upernet_ade20k.py']
 checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-tiny_fcmae-pre_3rdparty_in1k_20230104-471a86de.pth'  # noqa
 
 model = dict(
@@ -21,12 +18,3 @@ model = dict(
                       prefix='backbone.')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9),
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
-    loss_scale='dynamic')

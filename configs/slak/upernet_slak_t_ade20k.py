@@ -6,10 +6,7 @@
 # UperNet, which is inherited (with its AMP; SparseRegrowHook is AMP-safe).
 # Sparsity hook ON with fixed masks, as the official sparse=True: the zeros
 # of the sparse pre-trained checkpoint stay zero (from_weights).
-_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_'
-          'ade20k-512x512.py']
-custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
-                      allow_failed_imports=False)
+_base_ = ['../_base_/upernet_ade20k.py']
 checkpoint_file = 'checkpoints/slak_t_in1k_300ep.pth'  # see cascade_slak_t
 
 model = dict(
@@ -28,15 +25,6 @@ model = dict(
                       prefix='backbone.')),
     decode_head=dict(in_channels=[124, 249, 499, 998]),
     auxiliary_head=dict(in_channels=499))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9),
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
-    loss_scale='dynamic')
 
 custom_hooks = [
     dict(type='mmconvarch.SparseRegrowHook', module='backbone',

@@ -7,9 +7,7 @@
 # follow its detection backbone. The backbone starts from the finished
 # (λ = 1) state with no annealing, as the official detection code does;
 # weights: see cascade_vanillanet_13_coco.py for the converter command.
-_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_'
-          'ade20k-512x512.py']
-custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
+_base_ = ['../_base_/upernet_ade20k.py']
 checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
 
 model = dict(
@@ -25,12 +23,3 @@ model = dict(
                       prefix='backbone.')),
     decode_head=dict(in_channels=[512, 1024, 2048, 4096]),
     auxiliary_head=dict(in_channels=2048))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9),
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05),
-    loss_scale='dynamic')
