@@ -8,8 +8,9 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.utils.launch import (add_common_args, build_runner,  # noqa
-                                     enable_tta, enable_visualization,
-                                     load_config, set_local_rank)
+                                     check_datasets_exist, enable_tta,
+                                     enable_visualization, load_config,
+                                     set_local_rank)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -38,6 +39,7 @@ def main(argv=None) -> None:
         enable_visualization(cfg, args)
     if args.tta:
         enable_tta(cfg)
+    check_datasets_exist(cfg, args.config, ('test', ))
     runner = build_runner(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):

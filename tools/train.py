@@ -8,7 +8,9 @@ import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.utils.launch import (add_common_args, build_runner,  # noqa
-                                     enable_amp, load_config, set_local_rank)
+                                     check_datasets_exist, enable_amp,
+                                     explain_download_errors, load_config,
+                                     set_local_rank)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +47,9 @@ def main(argv=None) -> None:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
-    build_runner(cfg).train()
+    check_datasets_exist(cfg, args.config, ('train', 'val'))
+    with explain_download_errors(cfg):
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -4,7 +4,11 @@ import argparse
 import importlib
 import os
 import os.path as osp
+import socket
+from contextlib import contextmanager
 from copy import deepcopy
+from typing import List, Sequence
+from urllib.error import URLError
 
 from mmengine.config import Config, ConfigDict, DictAction
 
@@ -65,6 +69,97 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+# What each dataset type expects on disk, for the one message a user without the data gets.
+_DATASET_LAYOUTS = {
+    'CocoDataset': 'COCO 2017 in mmdet\'s layout: <data_root>/annotations/instances_{train,val}'
+                   '2017.json and <data_root>/{train,val}2017/ (https://cocodataset.org)',
+    'ADE20KDataset': 'ADE20K in mmseg\'s layout: <data_root>/images/{training,validation}/*.jpg '
+                     'and <data_root>/annotations/{training,validation}/*.png '
+                     '(ADEChallengeData2016.zip, http://sceneparsing.csail.mit.edu)',
+    'ImageNet': 'ImageNet-1k in mmpretrain\'s layout: <data_root>/{train,val}/ image folders '
+                'and <data_root>/meta/{train,val}.txt (https://image-net.org)',
+}
+
+
+def _leaf_datasets(node):
+    """Dataset configs under a (possibly wrapped: Repeat/Concat/ClassBalanced) dataset."""
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get('dataset'), dict):
+        yield from _leaf_datasets(node['dataset'])
+    elif isinstance(node.get('datasets'), (list, tuple)):
+        for sub in node['datasets']:
+            yield from _leaf_datasets(sub)
+    else:
+        yield node
+
+
+def _missing_paths(dataset: dict) -> List[str]:
+    root = dataset.get('data_root') or ''
+    prefix = dataset.get('data_prefix') or {}
+    prefixes = list(prefix.values()) if isinstance(prefix, dict) else [prefix]
+    paths = [dataset.get('ann_file')] + prefixes
+    paths = [osp.join(root, p) for p in paths if isinstance(p, str) and p]
+    if not paths and root:  # mmpretrain's ImageNet: data_root + split
+        paths = [osp.join(root, dataset.get('split') or '')]
+    return [p for p in paths if '://' not in p and not osp.exists(p)]
+
+
+def check_datasets_exist(cfg: Config, config_path: str, splits: Sequence[str]) -> None:
+    """Raise one clear SystemExit when a dataset the run reads is not on disk."""
+    for split in splits:
+        loader = cfg.get(f'{split}_dataloader')
+        if not loader:
+            continue
+        for dataset in _leaf_datasets(loader.get('dataset')):
+            missing = _missing_paths(dataset)
+            if not missing:
+                continue
+            kind = dataset.get('type', '?')
+            layout = _DATASET_LAYOUTS.get(str(kind).split('.')[-1],
+                                          f'the layout of {kind}')
+            raise SystemExit(
+                f'{config_path}: the {split} data is missing: {", ".join(missing)} does not '
+                f'exist.\nExpected {layout}, with data_root={dataset.get("data_root")!r}.\n'
+                'Put the data there (or symlink it), point the config at it with --cfg-options '
+                f'{split}_dataloader.dataset.data_root=/path/..., or try the config on a '
+                'generated sample set with --sample-data.')
+
+
+def _pretrained_urls(node) -> List[str]:
+    urls = []
+    if isinstance(node, dict):
+        checkpoint = node.get('checkpoint')
+        if isinstance(checkpoint, str) and '://' in checkpoint:
+            urls.append(checkpoint)
+        for value in node.values():
+            urls += _pretrained_urls(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            urls += _pretrained_urls(value)
+    return urls
+
+
+@contextmanager
+def explain_download_errors(cfg: Config):
+    """Turn a failed pretrained-checkpoint download (offline machine) into one message that
+    names the URL and how to use a local file instead."""
+    try:
+        yield
+    except (URLError, ConnectionError, TimeoutError, socket.error) as e:
+        import torch
+        cache = osp.join(torch.hub.get_dir(), 'checkpoints')
+        urls = [u for u in dict.fromkeys(_pretrained_urls(cfg.get('model')))
+                if not osp.exists(osp.join(cache, osp.basename(u)))]
+        if not urls:
+            raise
+        raise SystemExit(
+            f'Could not download the pretrained checkpoint(s) {", ".join(urls)} ({e}).\n'
+            f'On an offline machine, fetch the file elsewhere and either put it in {cache}/ '
+            '(then it is found there), or point the config at the local file, e.g. '
+            '--cfg-options model.backbone.init_cfg.checkpoint=/path/to/file.pth') from e
 
 
 def _is_amp(optim_wrapper: dict) -> bool:
