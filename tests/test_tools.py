@@ -109,3 +109,44 @@ def test_get_flops_matches_official_tiny():
     # official ConvNeXt V2-T: 4.47 GFLOPs, 28.6 M params at 224
     assert result['flops'] / 1e9 == pytest.approx(4.47, rel=0.01)
     assert result['params'] == 28635496
+
+
+@pytest.mark.parametrize('config, expected', [
+    ('configs/revcol/cascade_revcol_s_coco.py', "COCO 2017 in mmdet's layout"),
+    ('configs/slak/upernet_slak_t_ade20k.py', "ADE20K in mmseg's layout"),
+    ('configs/vanillanet/vanillanet_5_in1k.py', "ImageNet-1k in mmpretrain's layout")])
+def test_train_without_data_says_what_is_expected(config, expected, tmp_path):
+    """The headline command on a machine without the data: one message naming the data set,
+    where it is expected and --sample-data, instead of a pycocotools traceback."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'),
+                             osp.join(REPO, config), '--work-dir', str(tmp_path / 'w')],
+                            cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()
+    assert expected in result.stderr and '--sample-data' in result.stderr, message
+    assert 'does not exist' in result.stderr and 'data/' in result.stderr, message
+
+
+def test_offline_pretrained_download_names_the_url(tmp_path, sample_root):
+    """A pretrained URL that cannot be fetched (here: nothing listens on the port) ends in one
+    message with the URL and how to point the config at a local file."""
+    from mmengine.config import Config
+
+    from mmconvarch.utils.launch import (build_runner, explain_download_errors,
+                                         fall_back_from_amp_on_cpu)
+    from mmconvarch.utils.sample_data import apply_sample_data
+    cfg = Config.fromfile(CLS_CONFIG)
+    apply_sample_data(cfg, root=sample_root, img_size=64, train_steps=1)
+    fall_back_from_amp_on_cpu(cfg)
+    url = 'http://127.0.0.1:9/convnextv2_atto_unreachable.pth'
+    cfg.model.backbone.update(arch='atto', init_cfg=dict(type='Pretrained', checkpoint=url))
+    cfg.model.head.in_channels = 320
+    cfg.work_dir = str(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        with explain_download_errors(cfg):
+            build_runner(cfg).train()
+    message = str(exc.value)
+    assert url in message and 'model.backbone.init_cfg.checkpoint=' in message, message
