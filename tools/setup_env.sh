@@ -44,8 +44,12 @@ else
   "$PYTHON" -m venv "$VENV"
 fi
 if [ "$VENV" != "$ROOT/.venv" ]; then
-  ln -sfn "$VENV" "$ROOT/.venv"
-  say "linked .venv -> $VENV"
+  if [ -d "$ROOT/.venv" ] && [ ! -L "$ROOT/.venv" ]; then
+    say "note: ./.venv is a venv of its own and stays; this one is $VENV"
+  else
+    ln -sfn "$VENV" "$ROOT/.venv"
+    say "linked .venv -> $VENV"
+  fi
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
