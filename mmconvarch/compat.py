@@ -1,25 +1,183 @@
-"""Compatibility fixes for the pinned stack on recent torch.
+"""Safe checkpoint loading for the pinned stack on recent torch.
 
 torch>=2.6 defaults ``torch.load(weights_only=True)``; mmengine 0.10.7 loads
 local checkpoints without the argument, so resuming fails on the
-``HistoryBuffer``/numpy objects its own checkpoints hold. mmengine fixed this
-after 0.10.7 (#1670, unreleased); we re-register the local loader the same
-way. Checkpoints are trusted input here, as they were before torch 2.6.
+``HistoryBuffer``/numpy objects its own checkpoints hold, and it downloads
+URLs with ``torch.hub.load_state_dict_from_url``, whose default is
+``weights_only=False`` (any pickle runs). ``import mmconvarch`` replaces both
+with :func:`load_checkpoint_file` / :func:`load_url`: ``weights_only=True``
+plus an allow-list of exactly the classes mmengine's own checkpoints and the
+official repos' ones hold (:func:`allowed_globals`). Resume works; a pickle
+that would run code is refused with :class:`UntrustedCheckpointError`.
+
+A checkpoint you trust may load unrestricted (``weights_only=False``, with
+one log line saying so): list the file, a directory above it or a URL
+(prefix ending in ``/``) in the environment variable
+``MMCONVARCH_TRUSTED_CHECKPOINTS`` (``os.pathsep``-separated, ``:`` on
+Linux; works from any CLI), or call :func:`trust_checkpoint` in-process.
 """
+import argparse
+import contextlib
+import logging
+import os
 import os.path as osp
+import pickle
+import re
+from typing import Any, Callable, List, Optional, Set, Tuple, Union
 
 import torch
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
+TRUST_ENV = 'MMCONVARCH_TRUSTED_CHECKPOINTS'
+_trusted: Set[str] = set()
 
-def _load_from_local(filename: str, map_location=None):
+
+class UntrustedCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds an object outside :func:`allowed_globals`."""
+
+
+def trust_checkpoint(path: str) -> None:
+    """Let ``path`` (a checkpoint file, a directory of them, or a URL or URL
+    prefix ending in ``/``) load with ``weights_only=False`` in this process.
+    Only for files you trust: unpickling them can run any code."""
+    _trusted.add(_normalize(path))
+
+
+def _normalize(entry: str) -> str:
+    return entry if '://' in entry else osp.realpath(osp.expanduser(entry))
+
+
+def trusted_by(filename: str) -> Optional[str]:
+    """Why ``filename`` (a path or URL) is trusted, or None."""
+    name = _normalize(filename)
+    # split at os.pathsep, but not inside a URL's '://'
+    listed = re.split(re.escape(os.pathsep) + '(?!//)', os.environ.get(TRUST_ENV, ''))
+    env = [_normalize(e) for e in listed if e]
+    for source, entries in ((TRUST_ENV, env), ('trust_checkpoint()', _trusted)):
+        for entry in entries:
+            if name == entry or name.startswith(
+                    entry if entry.endswith(('/', os.sep)) else entry + os.sep):
+                return source
+    return None
+
+
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_method(owner: type, name: str) -> Callable:
+    """``builtins.getattr`` for unpickling, limited to what mmengine pickles
+    with it: ``HistoryBuffer``'s statistics methods (its
+    ``_statistics_methods`` holds them by reference)."""
+    if owner is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'GLOBAL builtins.getattr({owner!r}, {name!r}) is not allowed')
+
+
+def allowed_globals() -> List[Union[Callable, Tuple[Callable, str]]]:
+    """What ``weights_only=True`` must also accept to load mmengine's and the
+    official repos' checkpoints, found by saving them and loading them back
+    (``torch.serialization.get_unsafe_globals_in_checkpoint``, see
+    ``tests/test_checkpoint_safety.py``): mmengine's ``HistoryBuffer``
+    (message hub scalars) with its statistics methods (``getattr`` limited to
+    those), the numpy array/dtype/scalar reconstructors (numpy 1 and 2 names)
+    and ``argparse.Namespace`` (the official repos' ``args`` entry). None of
+    them runs code when unpickled."""
+    import numpy as np
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    allowed: List[Union[Callable, Tuple[Callable, str]]] = [
+        HistoryBuffer, (_history_buffer_method, 'builtins.getattr'),
+        argparse.Namespace, np.ndarray, np.dtype]
+    # dtype instances are rebuilt with __setstate__ on their own class
+    # (numpy.dtypes.Float64DType ...)
+    allowed += sorted({type(np.dtype(c)) for c in np.typecodes['All']}, key=str)
+    # files written with numpy 1.x name numpy.core, with 2.x numpy._core
+    for module in ('numpy.core.multiarray', 'numpy._core.multiarray'):
+        allowed += [(multiarray._reconstruct, f'{module}._reconstruct'),
+                    (multiarray.scalar, f'{module}.scalar')]
+    return allowed
+
+
+def _refusal_reason(error: Exception) -> str:
+    """The sentence of torch's weights_only error naming the refused object."""
+    text = str(error).split('WeightsUnpickler error:')[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not
+             line.strip().startswith(('Weights only load failed', '(1)', '(2)',
+                                      'Check the documentation'))]
+    reason = lines[0].split(' Please use')[0] if lines else str(error)[:300]
+    return reason if reason.endswith('.') else reason + '.'
+
+
+@contextlib.contextmanager
+def _allow_listed(filename: str):
+    safe_globals = getattr(torch.serialization, 'safe_globals', None)
+    if safe_globals is None:  # torch 2.4: no context manager
+        torch.serialization.add_safe_globals(allowed_globals())
+        context = contextlib.nullcontext()
+    else:
+        context = safe_globals(allowed_globals())
+    try:
+        with context:
+            yield
+    except pickle.UnpicklingError as e:
+        raise UntrustedCheckpointError(
+            f'Refusing to load {filename}: {_refusal_reason(e)} mmconvarch loads '
+            'checkpoints with torch.load(weights_only=True) and only the '
+            'classes mmengine and official checkpoints hold '
+            '(mmconvarch.compat.allowed_globals); unpickling anything else '
+            'could run code. If you trust this file, list it (or its '
+            f'directory) in {TRUST_ENV}, e.g. {TRUST_ENV}={filename}, or call '
+            f'mmconvarch.compat.trust_checkpoint({filename!r}).') from None
+
+
+def _trusted_log(filename: str, source: str) -> None:
+    print_log(f'Loading {filename} with weights_only=False (any code it holds '
+              f'runs): trusted by {source}.', logger='current',
+              level=logging.WARNING)
+
+
+def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
+    """``torch.load`` a local checkpoint safely (see the module docstring)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    source = trusted_by(filename)
+    if source:
+        _trusted_log(filename, source)
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    with _allow_listed(filename):
+        return torch.load(filename, map_location=map_location,
+                          weights_only=True)
+
+
+def load_url(url: str, model_dir: Optional[str] = None, map_location: Any = None,
+             **kwargs) -> Any:
+    """``torch.hub.load_state_dict_from_url`` (mmengine's ``load_url``),
+    loading the download safely (see the module docstring)."""
+    kwargs.pop('weights_only', None)
+    source = trusted_by(url)
+    if source:
+        _trusted_log(url, source)
+        return torch.hub.load_state_dict_from_url(
+            url, model_dir=model_dir, map_location=map_location,
+            weights_only=False, **kwargs)
+    with _allow_listed(url):
+        return torch.hub.load_state_dict_from_url(
+            url, model_dir=model_dir, map_location=map_location,
+            weights_only=True, **kwargs)
+
+
+def _load_from_local(filename: str, map_location: Any = None) -> Any:
+    return load_checkpoint_file(filename, map_location)
 
 
 def patch_checkpoint_loading() -> None:
-    """Make mmengine's local checkpoint loader pass ``weights_only=False``."""
+    """Route mmengine's local and URL checkpoint loading through the safe
+    loaders above (resume works on torch>=2.6, untrusted code never runs)."""
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
                                      force=True)
+    # load_from_http (also behind torchvision://, open-mmlab://, mmcls://)
+    mmengine_checkpoint.load_url = load_url

@@ -97,7 +97,9 @@ def infer_arch(state_dict: StateDict) -> dict:
 
 
 @register_converter('convnextv2',
-                    official_marker=r'(encoder\.)?stages\.\d+\.\d+\.dwconv\.')
+                    official_marker=r'(encoder\.)?stages\.\d+\.\d+\.dwconv\.',
+                    signature=r'stages\.\d+\.\d+\.(dwconv|depthwise_conv|grn)\.',
+                    name='ConvNeXt V2')
 def convert_convnextv2(state_dict: StateDict) -> Tuple[StateDict, dict]:
     """Either official layout (auto-detected) -> ``backbone.*``/``head.fc.*``.
 

@@ -68,7 +68,8 @@ def convert_keys(state_dict: StateDict) -> StateDict:
     return new
 
 
-@register_converter('revcol', official_marker=r'subnet\d+\.level\d\.blocks\.\d+\.dwconv\.')
+@register_converter('revcol', official_marker=r'subnet\d+\.level\d\.blocks\.\d+\.dwconv\.',
+                    signature=r'subnet\d+\.level\d\.', name='RevCol')
 def convert_revcol(state_dict: StateDict) -> Tuple[StateDict, dict]:
     info = infer_arch(state_dict)
     new = convert_keys(state_dict)

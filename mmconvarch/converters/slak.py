@@ -90,7 +90,9 @@ def infer_backbone_cfg(state_dict: StateDict) -> dict:
     return cfg
 
 
-@register_converter('slak')
+# official classification files keep the pooled LN as ``norm`` and the head
+@register_converter('slak', official_marker=r'(norm|head)\.(weight|bias)$',
+                    signature=r'stages\.\d+\.\d+\.large_kernel\.', name='SLaK')
 def convert_slak(state_dict: StateDict) -> Tuple[StateDict, dict]:
     state_dict = {k[len('backbone.'):] if k.startswith('backbone.') else k: v
                   for k, v in state_dict.items()}

@@ -68,7 +68,10 @@ def find_arch(dims: list, arch: Optional[str] = None) -> str:
     return names[0]
 
 
-@register_converter('vanillanet')
+# official files always hold the classifier: ``cls1``/``cls2`` (``cls`` deploy)
+@register_converter('vanillanet', official_marker=r'cls\d?\.\d+\.',
+                    signature=r'(^|\.)stem[12]\.|stages\.\d+\.(conv1|conv2|conv|act)\.',
+                    name='VanillaNet')
 def convert_vanillanet(state_dict: StateDict,
                        arch: Optional[str] = None) -> Tuple[StateDict, dict]:
     deploy, dims, act_num, in_channels = _variant(state_dict)

@@ -1,5 +1,11 @@
-"""Argument checks shared by every mmconvarch backbone: one clear error each."""
-from typing import Dict, Sequence, Tuple, Union
+"""Argument checks shared by every mmconvarch backbone: one clear error each,
+and their checkpoint loading (:class:`OfficialCheckpointMixin`)."""
+import logging
+import re
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
@@ -48,6 +54,15 @@ def normalize_out_indices(out_indices: Union[int, Sequence[int]],
     return tuple(sorted(result))
 
 
+def resolve_gap_before_final_norm(gap_before_final_norm: Optional[bool],
+                                  out_indices: Sequence[int]) -> bool:
+    """None (the default) pools only when one stage is requested: several
+    stages mean a dense task, whose neck needs feature maps, not vectors."""
+    if gap_before_final_norm is None:
+        return len(out_indices) == 1
+    return bool(gap_before_final_norm)
+
+
 def check_frozen_stages(frozen_stages: int, num_stages: int,
                         family: str) -> int:
     if not isinstance(frozen_stages, int) or not \
@@ -58,15 +73,128 @@ def check_frozen_stages(frozen_stages: int, num_stages: int,
     return frozen_stages
 
 
+def _show(keys: Sequence[str], limit: int = 6) -> str:
+    return f'{len(keys)} {list(keys[:limit])}{" ..." if len(keys) > limit else ""}'
+
+
+def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
+                          strict: bool, optional_keys: str) -> None:
+    """Compare a (converted) pretrained ``state_dict`` with ``module``'s keys.
+
+    Keys matching ``optional_keys`` (``re.match``) may be absent from either
+    side: missing ones keep their init, extra ones are ignored (one info
+    line). Any other missing, unexpected or misshapen key raises one
+    ValueError naming the family the checkpoint looks like, unless
+    ``strict`` is False: then one warning says what was skipped.
+    """
+    from mmengine.logging import print_log
+
+    from mmconvarch.converters import SIGNATURES, guess_family
+    name = type(module).__name__
+    expected = module.state_dict()
+    optional = re.compile(optional_keys)
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    misshapen = [k for k in expected if k in state_dict and (
+        not torch.is_tensor(state_dict[k]) or state_dict[k].shape != expected[k].shape)]
+    excused = [k for k in missing + unexpected if optional.match(k)]
+    loaded = len(expected) - len(missing) - len(misshapen)
+    missing = [k for k in missing if k not in excused]
+    unexpected = [k for k in unexpected if k not in excused]
+    skipped = (f'missing {_show(missing)}, unexpected {_show(unexpected)}, '
+               f'wrong shape {_show(misshapen)}')
+    if not (missing or unexpected or misshapen) or not strict:
+        excused = [k for k in excused if not k.endswith('num_batches_tracked')]
+        if excused:
+            print_log(f'{name}: {_show(excused)} keys are missing from or extra in '
+                      f'{checkpoint}, as allowed (output norms, heads): missing ones keep '
+                      'their init.', logger='current')
+        if missing or unexpected or misshapen:
+            print_log(f'{name}: partial load (strict=False) of {checkpoint}: loaded {loaded} '
+                      f'of {len(expected)} keys; skipped: {skipped}.',
+                      logger='current', level=logging.WARNING)
+        return
+    family = guess_family(str(k) for k in state_dict)
+    if family:
+        hint = f'It looks like a {family} checkpoint.'
+    else:
+        hint = ('Its keys are of none of the families mmconvarch knows ('
+                + ', '.join(sorted(n for n, _ in SIGNATURES.values())) + ').')
+    prefixed = [k for k in unexpected if str(k).startswith(('backbone.', 'module.'))]
+    if len(prefixed) * 2 > len(unexpected):
+        first = prefixed[0].split('.')[0] + '.'
+        hint += (f" Its keys start with '{first}' (a whole-model checkpoint): add "
+                 f"prefix='{first}' to the init_cfg.")
+    raise ValueError(
+        f'{name}: the Pretrained checkpoint {checkpoint} does not fit this backbone '
+        f'({loaded} of {len(expected)} keys fit): {skipped}. {hint} To load only the keys '
+        "that fit, say so: init_cfg=dict(type='Pretrained', checkpoint=..., strict=False).")
+
+
+def _is_pretrained(cfg) -> bool:
+    """As mmengine's ``BaseModule.init_weights`` tells a Pretrained init."""
+    from mmengine.model.weight_init import PretrainedInit
+    return isinstance(cfg, dict) and (cfg.get('type') == 'Pretrained'
+                                      or cfg.get('type') is PretrainedInit)
+
+
 class OfficialCheckpointMixin:
-    """Lets ``init_cfg=dict(type='Pretrained', checkpoint=...)`` take an
-    official checkpoint of the family (converted on the fly at load time).
-    Set ``official_family`` to the converter's name."""
+    """Checkpoint loading shared by the backbones (put it first in the bases).
+
+    * ``init_cfg=dict(type='Pretrained', checkpoint=...)`` takes an official
+      checkpoint of the family (file or URL, its ``model``,
+      ``state_dict_ema`` or ``model_ema`` weights), converted on the fly at
+      load time. Set ``official_family`` to the converter's name.
+    * A Pretrained load is strict: every backbone key must be in the
+      checkpoint with its shape, and no other key may be, except those
+      matching ``pretrained_optional_keys`` (output norms ``norm{i}``,
+      classifier heads ``head``/``fc``/``cls*``, BN ``num_batches_tracked``;
+      missing ones keep their init). Otherwise one ValueError lists the
+      missing/unexpected/misshapen keys and the family the checkpoint looks
+      like, and nothing is loaded.
+    * ``strict=False`` in the Pretrained init_cfg (``dict(type='Pretrained',
+      checkpoint=..., strict=False)``, mmengine's PretrainedInit never sees
+      it) loads the keys that fit and logs one warning with what it skipped.
+
+    Loading a whole model (``load_from``, resume, ``load_state_dict``) is
+    unchanged: only a Pretrained init of the backbone itself is checked.
+    """
 
     official_family: str = ''
+    pretrained_optional_keys: str = \
+        r'(norm\d+|head|fc|cls\d*)\.|(.*\.)?num_batches_tracked$'
+    _pretrained_check: Optional[dict] = None
+
+    def init_weights(self) -> None:
+        """mmengine's init, with the Pretrained load checked (see above)."""
+        init_cfg = self.init_cfg
+        cfgs = init_cfg if isinstance(init_cfg, list) else [init_cfg]
+        pretrained = [c for c in cfgs if _is_pretrained(c)]
+        if not pretrained:
+            return super().init_weights()
+        strict = [c.get('strict', True) for c in pretrained]
+        if not all(isinstance(s, bool) for s in strict):
+            raise TypeError(f'{type(self).__name__}: Pretrained init_cfg '
+                            f'strict must be True or False, got {strict}.')
+        self._pretrained_check = dict(
+            strict=all(strict),
+            checkpoint=', '.join(str(c.get('checkpoint')) for c in pretrained))
+        stripped = [{k: v for k, v in c.items() if k != 'strict'}
+                    if _is_pretrained(c) else c for c in cfgs]
+        self.init_cfg = stripped if isinstance(init_cfg, list) else stripped[0]
+        try:
+            super().init_weights()
+        finally:
+            self.init_cfg = init_cfg
+            self._pretrained_check = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if prefix == '':
-            from mmconvarch.converters import convert_official_in_place
-            convert_official_in_place(state_dict, self.official_family)
+            if self.official_family:
+                from mmconvarch.converters import convert_official_in_place
+                convert_official_in_place(state_dict, self.official_family)
+            if self._pretrained_check is not None:
+                check_pretrained_keys(self, state_dict,
+                                      optional_keys=self.pretrained_optional_keys,
+                                      **self._pretrained_check)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -4,7 +4,7 @@ Added here: the V2 arch table, argument checks with clear errors, GRN computed
 in fp32 under autocast (fp16 GRN overflows, ConvNeXt-V2 #66) and the official
 per-block ("single") layer-decay rule next to mmpretrain's grouped one.
 """
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmpretrain.models.backbones import ConvNeXt
@@ -12,7 +12,7 @@ from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
 from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
-                     resolve_arch)
+                     resolve_arch, resolve_gap_before_final_norm)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -34,8 +34,13 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
 
     Its state-dict keys are mmpretrain's, so mmpretrain's converted ConvNeXt V2
     checkpoints load directly with ``prefix='backbone.'``; official ones
-    (FCMAE or fine-tuned, file or URL) load with
-    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (converted on load).
+    (FCMAE or fine-tuned, file or URL, their ``model`` or EMA weights) load
+    with ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (converted on
+    load). A Pretrained load is strict: every key but the output norms
+    ``norm{i}`` (new for dense tasks, or after FCMAE) must be in the
+    checkpoint, else one ValueError names the family it looks like; add
+    ``strict=False`` to the init_cfg dict for a partial load (see
+    ``OfficialCheckpointMixin``).
 
     Args:
         arch (str | dict): One of ``atto, femto, pico, nano, tiny, base,
@@ -46,8 +51,10 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
             returned; negative values count from the end. Defaults to -1.
         frozen_stages (int): Stages (stem/downsample + blocks) to freeze;
             0 or -1 freezes nothing. Defaults to 0.
-        gap_before_final_norm (bool): Pool before the output norm, giving
-            ``(N, C)`` vectors for classification; set False for dense tasks.
+        gap_before_final_norm (bool, optional): Pool before the output norm,
+            giving ``(N, C)`` vectors for classification. None (default):
+            pool only when one stage is requested, so several ``out_indices``
+            (dense tasks) give feature maps.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         layer_decay_type (str): Layer ids for layer-wise lr decay:
             ``'group'`` (mmdet ``layer_wise``/mmpretrain ConvNeXt rule, 6 or 12
@@ -77,7 +84,7 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
                  drop_path_rate: float = 0.,
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = 0,
-                 gap_before_final_norm: bool = True,
+                 gap_before_final_norm: Optional[bool] = None,
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
                  **kwargs) -> None:
@@ -101,7 +108,8 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
             drop_path_rate=drop_path_rate,
             out_indices=list(out_indices),
             frozen_stages=frozen_stages,
-            gap_before_final_norm=gap_before_final_norm,
+            gap_before_final_norm=resolve_gap_before_final_norm(
+                gap_before_final_norm, out_indices),
             with_cp=with_cp,
             use_grn=True,
             layer_scale_init_value=0.,

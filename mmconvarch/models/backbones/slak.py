@@ -24,7 +24,8 @@ from mmengine.model import BaseModule
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
 from mmconvarch.registry import MODELS
-from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
+                     resolve_arch, resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -244,7 +245,7 @@ class SLaKBlock(nn.Module):
 
 
 @MODELS.register_module()
-class SLaK(BaseModule):
+class SLaK(OfficialCheckpointMixin, BaseModule):
     """SLaK backbone (`arXiv:2207.03620`), pure PyTorch.
 
     Official variants (``models/SLaK.py``, README): width factor 1.3 gives
@@ -278,10 +279,11 @@ class SLaK(BaseModule):
             freeze nothing. Defaults to 0.
         norm_eval (bool): Keep the branch BNs in eval mode while training.
             Defaults to False.
-        gap_before_final_norm (bool): Global-average-pool before the output
-            norms (classification: ``(N, C)`` vectors, the official
-            ``norm(x.mean([-2, -1]))``); False for dense tasks.
-            Defaults to True.
+        gap_before_final_norm (bool, optional): Global-average-pool before
+            the output norms (classification: ``(N, C)`` vectors, the
+            official ``norm(x.mean([-2, -1]))``). None (default): pool only
+            when one stage is requested, so several ``out_indices`` (dense
+            tasks) give feature maps.
         norm_cfg (dict, optional): Norm of the kernel branches (official:
             SyncBN). None builds branches without norm (official
             ``bn=False``). Defaults to ``dict(type='BN')``.
@@ -295,8 +297,18 @@ class SLaK(BaseModule):
             6 or 12 groups) or ``'stage'`` (the official segmentation
             ``stage_wise`` rule). Defaults to ``'group'``.
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02) for
-            every Conv2d and Linear, as the official ``_init_weights``.
+            every Conv2d and Linear, as the official ``_init_weights``. An
+            official classification checkpoint (its ``model`` or EMA
+            weights) loads directly with
+            ``dict(type='Pretrained', checkpoint=...)``.
+            Any Pretrained load (also with ``prefix='backbone.'``) is
+            strict: every key but the output norms ``norm{i}`` must be in the
+            checkpoint, else one ValueError names the family it looks like;
+            add ``strict=False`` to that dict for a partial load (see
+            ``OfficialCheckpointMixin``).
     """
+
+    official_family = 'slak'
 
     arch_zoo = {
         'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
@@ -318,7 +330,7 @@ class SLaK(BaseModule):
                  out_indices: Union[int, Sequence[int]] = -1,
                  frozen_stages: int = 0,
                  norm_eval: bool = False,
-                 gap_before_final_norm: bool = True,
+                 gap_before_final_norm: Optional[bool] = None,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
                  use_igemm: Optional[bool] = None,
@@ -351,7 +363,8 @@ class SLaK(BaseModule):
         self.frozen_stages = check_frozen_stages(frozen_stages,
                                                  self.num_stages, 'SLaK')
         self.norm_eval = norm_eval
-        self.gap_before_final_norm = gap_before_final_norm
+        self.gap_before_final_norm = resolve_gap_before_final_norm(
+            gap_before_final_norm, self.out_indices)
         self.layer_decay_type = layer_decay_type
         self.deploy = deploy
 

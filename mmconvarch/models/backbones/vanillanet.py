@@ -28,7 +28,8 @@ from mmengine.model import BaseModule
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
 from mmconvarch.registry import MODELS
-from ._utils import check_frozen_stages, normalize_out_indices, resolve_arch
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
+                     resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -219,7 +220,7 @@ class VanillaBlock(BaseModule):
 
 
 @MODELS.register_module()
-class VanillaNet(BaseModule):
+class VanillaNet(OfficialCheckpointMixin, BaseModule):
     """VanillaNet backbone (`arXiv:2305.12972`), official variants 5-13.
 
     Train form: ``stem1`` (4x4 conv, stride 4, BN) -> leaky_relu(λ) ->
@@ -256,8 +257,18 @@ class VanillaNet(BaseModule):
             i + 1) or ``'pair'`` (official detection rule: block i ->
             i // 2 + 1). Parameters outside the backbone get lr scale 1.
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02)
-            convs with zero bias, as official.
+            convs with zero bias, as official. An official checkpoint (its
+            ``model`` or EMA weights; λ set to 1) loads directly with
+            ``dict(type='Pretrained', checkpoint=...)``, which is strict:
+            every key but ``act_learn`` (λ, 1 if absent) must be in the
+            checkpoint, else one ValueError names the family it looks like;
+            add ``strict=False`` to that dict for a partial load (see
+            ``OfficialCheckpointMixin``).
     """
+
+    official_family = 'vanillanet'
+    pretrained_optional_keys = \
+        OfficialCheckpointMixin.pretrained_optional_keys + r'|act_learn$'
 
     arch_zoo = {
         '5': dict(dims=[512, 1024, 2048, 4096], strides=[2, 2, 2]),
