@@ -1,9 +1,14 @@
+import glob
 import os
 import os.path as osp
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# every config users run: the smoke and wiring suites cover new ones automatically
+CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+                 if '_base_' not in p)
+CONFIG_IDS = [osp.relpath(p, REPO) for p in CONFIGS]
 
 
 @pytest.fixture(scope='session')
@@ -28,13 +33,17 @@ def _all_subclasses(cls):
         yield from _all_subclasses(sub)
 
 
-@pytest.fixture(autouse=True)
-def fresh_visualizers():
+def reset_visualizers():
     """mmdet/mmseg configs name their visualizer 'visualizer', and mmengine
     hands an existing instance of that name to the next Runner in the same
     process (with the old save_dir). One Runner per process is the real use;
-    tests run many, so forget visualizers between tests."""
-    yield
+    tests build many, so they forget visualizers in between."""
     from mmengine.visualization import Visualizer
     for cls in (Visualizer, *_all_subclasses(Visualizer)):
         cls._instance_dict.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_visualizers():
+    yield
+    reset_visualizers()

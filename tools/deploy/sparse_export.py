@@ -38,7 +38,8 @@ def main(argv=None) -> None:
         torch.save(dict(state_dict=state_dict), args.out)
         print(f'{len(state_dict)} tensors -> {args.out}')
         return
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
+    from mmconvarch.compat import load_checkpoint_file  # safe: allow-list only
+    checkpoint = load_checkpoint_file(args.src, map_location='cpu')
     for key in ('state_dict', 'model'):
         if isinstance(checkpoint.get(key), dict):
             checkpoint = checkpoint[key]

@@ -10,7 +10,6 @@ import argparse
 import os.path as osp
 import sys
 
-import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
@@ -26,7 +25,8 @@ def main(argv=None) -> None:
     parser.add_argument('--ema', action='store_true',
                         help='take the EMA weights (state_dict_ema/model_ema)')
     args = parser.parse_args(argv)
-    checkpoint = torch.load(args.src, map_location='cpu', weights_only=False)
+    from mmconvarch.compat import load_checkpoint_file  # safe: allow-list only
+    checkpoint = load_checkpoint_file(args.src, map_location='cpu')
     try:
         state_dict, backbone_cfg = convert_checkpoint(
             checkpoint, args.family, ema=args.ema)
