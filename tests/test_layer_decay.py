@@ -107,3 +107,43 @@ def test_clear_errors():
         ours(nn.Sequential(nn.Linear(2, 2)), layer_decay_rate=0.9)
     with pytest.raises(KeyError, match="decay_rate'.*valid keys"):
         ours(ToyDetector(), decay_rate=0.9)
+
+
+def test_defaults_apply_without_paramwise_cfg():
+    """mmengine skips add_params for an empty paramwise_cfg; ours must not."""
+    model = ToyDetector()
+    for paramwise in (None, {}):
+        got = per_param(LayerDecayOptimWrapperConstructor(dict(OPTIM), paramwise)(model))
+        assert got['neck.bias'] == pytest.approx((1e-3, 0.))
+        assert got['backbone.stages.0.0.grn.gamma'][1] == 0.
+        assert got['neck.weight'] == pytest.approx((1e-3, 0.05))
+
+
+def test_every_matching_custom_key_applies():
+    """An inherited 'backbone' key must not hide a more specific one (RevCol's alphas in
+    the Mask2Former configs): the multipliers of all matching keys compose."""
+    model = ToyDetector()
+    got = per_param(ours(model, custom_keys={'backbone': dict(lr_mult=0.1),
+                                             'depthwise': dict(decay_mult=0.),
+                                             'stages.0': dict(lr_mult=0.5)}))
+    assert got['backbone.stages.1.0.depthwise_conv.weight'] == pytest.approx((1e-4, 0.))
+    assert got['backbone.stages.0.0.depthwise_conv.weight'] == pytest.approx((5e-5, 0.))
+    assert got['backbone.stages.0.0.pointwise_conv1.weight'] == pytest.approx((5e-5, 0.05))
+    assert got['neck.weight'] == pytest.approx((1e-3, 0.05))
+
+
+def test_revcol_mask2former_alphas_get_no_weight_decay():
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+    from conftest import REPO
+    cfg = Config.fromfile(f'{REPO}/configs/revcol/mask2former_revcol_t_ade20k.py')
+    init_default_scope('mmseg')
+    backbone = MODELS.build(dict(cfg.model.backbone, init_cfg=None))
+    model = nn.Module()
+    model.backbone = backbone
+    wrapper = dict(cfg.optim_wrapper)
+    paramwise = wrapper.pop('paramwise_cfg')
+    wrapper.pop('constructor')
+    got = per_param(LayerDecayOptimWrapperConstructor(wrapper, paramwise)(model))
+    alphas = [n for n in got if '.alpha' in n]
+    assert alphas and all(got[n] == pytest.approx((1e-5, 0.)) for n in alphas)

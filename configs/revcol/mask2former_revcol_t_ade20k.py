@@ -17,4 +17,4 @@ model = dict(
     decode_head=dict(in_channels=[64, 128, 256, 512]))
 
 # alphas: no weight decay, as in the official RevCol downstream
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.alpha': dict(lr_mult=0.1, decay_mult=0.0)}))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.alpha': dict(decay_mult=0.0)}))

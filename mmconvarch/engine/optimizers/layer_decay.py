@@ -1,6 +1,6 @@
 """One layer-wise lr decay constructor for classifiers, detectors, segmentors."""
 from collections import defaultdict
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch.nn as nn
 from mmengine.logging import MMLogger
@@ -46,10 +46,21 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
       Defaults to 0 (the ConvNeXt/RevCol/timm rule).
     - ``flat_decay_mult`` (float): weight-decay multiplier of other 1-D
       parameters (norms, GRN gamma/beta, layer scales). Defaults to 0.
-    - ``custom_keys`` (dict): ``{substring: dict(lr_mult=, decay_mult=)}``,
-      applied on top of the above to parameters whose name contains the key
-      (longest key wins).
+    - ``custom_keys`` (dict): ``{substring: dict(lr_mult=, decay_mult=)}``.
+      EVERY key contained in a parameter's name applies, multiplying the
+      layer-decay lr scale and the decay multiplier above. (mmengine lets only
+      the longest key win, so an inherited ``'backbone'`` key would silently
+      hide a family's ``'.alpha'`` key.)
+
+    The defaults apply without any ``paramwise_cfg`` too (mmengine's
+    constructor skips ``add_params`` when ``paramwise_cfg`` is empty).
     """
+
+    def __init__(self, optim_wrapper_cfg: dict,
+                 paramwise_cfg: Optional[dict] = None) -> None:
+        paramwise_cfg = dict(paramwise_cfg or {})
+        paramwise_cfg.setdefault('layer_decay_rate', 1.0)  # never empty
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
 
     def add_params(self, params: List[dict], module: nn.Module,
                    prefix: str = '', **kwargs) -> None:
@@ -69,7 +80,6 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         bias_mult = cfg.get('bias_decay_mult', 0.)
         flat_mult = cfg.get('flat_decay_mult', 0.)
         custom_keys = cfg.get('custom_keys', {})
-        keys_by_len = sorted(sorted(custom_keys), key=len, reverse=True)
 
         groups = defaultdict(list)
         for name, param in module.named_parameters():
@@ -83,10 +93,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                 decay_mult = flat_mult
             else:
                 decay_mult = 1.
-            key = next((k for k in keys_by_len if k in name), None)
-            if key is not None:
-                lr_scale *= custom_keys[key].get('lr_mult', 1.)
-                decay_mult = custom_keys[key].get('decay_mult', decay_mult)
+            for key, mults in custom_keys.items():
+                if key in name:
+                    lr_scale *= mults.get('lr_mult', 1.)
+                    decay_mult *= mults.get('decay_mult', 1.)
             groups[(layer_id, lr_scale, decay_mult)].append((name, param))
 
         logger = MMLogger.get_current_instance()
