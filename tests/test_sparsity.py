@@ -175,6 +175,117 @@ def test_prune_regrow_keeps_active_count(growth, opt):
                for n, m in engine.masks.items())  # the topology moved
 
 
+def chosen_inactive(mask, num, seed=0):
+    """``num`` random positions that ``mask`` leaves inactive, as a mask."""
+    g = torch.Generator().manual_seed(seed)
+    inactive = (~mask).flatten().nonzero().flatten()
+    pick = inactive[torch.randperm(inactive.numel(), generator=g)[:num]]
+    chosen = torch.zeros(mask.numel(), dtype=torch.bool)
+    chosen[pick] = True
+    return chosen.view_as(mask)
+
+
+def one_layer_engine(growth, optimizer_name, **kw):
+    """A 10x10 layer at density 0.5, 10 of its 50 weights pruned (and as
+    many regrown) at step 3."""
+    torch.manual_seed(0)
+    layer = nn.Linear(10, 10, bias=False)
+    optimizer = {
+        'sgd': lambda: torch.optim.SGD(layer.parameters(), lr=0.01,
+                                       momentum=0.9),
+        'adamw': lambda: torch.optim.AdamW(layer.parameters(), lr=1e-3)
+    }[optimizer_name]()
+    engine = SparseMasking(layer, density=0.5, sparse_init='uniform',
+                           prune_rate=0.2, min_prune_rate=0.2,
+                           update_frequency=3, total_steps=3,
+                           growth_mode=growth, optimizer=optimizer, **kw)
+    engine.init_masks()
+    return layer, optimizer, engine
+
+
+@pytest.mark.parametrize('opt', ['sgd', 'adamw'])
+def test_momentum_growth_regrows_the_largest_momentum(opt):
+    """10 pruned positions get a steady gradient (+-1 every step), all the
+    others one of alternating sign and larger size (1.05..1.5): the steady
+    ones have the largest SGD momentum and Adam |m| / sqrt(v), though not
+    the largest last gradient; exactly they must regrow."""
+    layer, optimizer, engine = one_layer_engine('momentum', opt)
+    old = engine.masks['weight'].clone()
+    chosen = chosen_inactive(old, 10)
+    g = torch.Generator().manual_seed(1)
+    sign = torch.randint(0, 2, (10, 10), generator=g) * 2. - 1
+    size = 1.05 + 0.45 * torch.rand(10, 10, generator=g)
+    stats = []
+    for t in range(3):
+        layer.weight.grad = torch.where(chosen, sign, (-1.)**t * size)
+        optimizer.step()
+        optimizer.zero_grad()
+        stats.append(engine.step())
+    assert stats[:2] == [None, None] and stats[2]['regrown'] == 10
+    new = engine.masks['weight']
+    assert int(new.sum()) == 50
+    assert torch.equal(new & ~old, chosen)  # which ones, not only how many
+    assert (layer.weight[~new] == 0).all()
+
+
+def test_momentum_growth_refuses_masked_moments():
+    net = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="mask_optimizer_state=True cannot "
+                       "be combined with growth_mode='momentum'"):
+        SparseMasking(net, growth_mode='momentum', mask_optimizer_state=True)
+    # the default masks moments except under momentum growth
+    assert SparseMasking(net).mask_optimizer_state is True
+    assert SparseMasking(net, growth_mode='gradient').mask_optimizer_state
+    assert SparseMasking(net, growth_mode='momentum').mask_optimizer_state \
+        is False
+    assert SparseMasking(net, mask_optimizer_state=False
+                         ).mask_optimizer_state is False
+
+
+@pytest.mark.parametrize('opt', ['sgd', 'adamw'])
+def test_gradient_growth_after_zero_grad(opt):
+    """mmengine's OptimWrapper order: step, zero_grad, then engine.step().
+    The 10 largest |grad| of the step before the update are at chosen
+    pruned positions; exactly those regrow."""
+    layer, optimizer, engine = one_layer_engine('gradient', opt)
+    old = engine.masks['weight'].clone()
+    chosen = chosen_inactive(old, 10)
+    g = torch.Generator().manual_seed(1)
+    for t in range(3):
+        grad = torch.rand(10, 10, generator=g) - 0.5  # |grad| < 0.5
+        if t == 2:  # the step before the update
+            grad[chosen] = torch.where(grad[chosen] < 0, -2., 2.)
+        layer.weight.grad = grad
+        optimizer.step()
+        optimizer.zero_grad()  # .grad is None from here on
+        stats = engine.step()
+    assert stats['regrown'] == 10 and not engine._grad_scores
+    new = engine.masks['weight']
+    assert int(new.sum()) == 50 and torch.equal(new & ~old, chosen)
+
+
+def test_gradient_growth_without_a_gradient():
+    layer, optimizer, engine = one_layer_engine('gradient', 'adamw')
+    for _ in range(2):
+        layer.weight.grad = torch.randn(10, 10)
+        optimizer.step()
+        optimizer.zero_grad()
+        engine.step()
+    # the optimizer step before the update was skipped (AMP overflow):
+    # nothing to rank by, regrow at random, keep the count
+    with pytest.warns(UserWarning, match='regrow at random this time'):
+        stats = engine.step()
+    assert stats['pruned'] == stats['regrown'] == 10
+    assert int(engine.masks['weight'].sum()) == 50
+    # no optimizer attached and no .grad: say what to do
+    engine = SparseMasking(layer, density=0.5, sparse_init='uniform',
+                           update_frequency=1, total_steps=1,
+                           growth_mode='gradient')
+    engine.init_masks()
+    with pytest.raises(RuntimeError, match='attach the optimizer'):
+        engine.step()
+
+
 def test_magnitude_prune_removes_smallest_active_weights():
     torch.manual_seed(0)
     layer = nn.Linear(20, 10, bias=False)

@@ -1,6 +1,7 @@
 """SparseRegrowHook with the real mmengine Runner on the sample set, using
 configs/slak/slak_t_in1k.py with a tiny SLaK: kill-and-resume equality,
-gradient accumulation, AMP-like skipped steps, logging."""
+gradient accumulation, AMP-like skipped steps, logging, gradient growth."""
+import math
 import os.path as osp
 
 import pytest
@@ -184,3 +185,67 @@ def test_ema_weights_are_masked(tmp_path, sample_root, mask_ema):
     zero = all((ema[n][~m] == 0).all() for n, m in engine.masks.items())
     assert zero == mask_ema  # without masking, pruned weights linger
     assert all((ema[n][m] != 0).any() for n, m in engine.masks.items())
+
+
+class CheckGradientGrowth(Hook):
+    """Records |grad|, masks and weights right after each optimizer step
+    that precedes a prune/regrow (mmengine zeroes the gradients before any
+    hook runs), then checks the topology the update made: the smallest
+    active |w| pruned, and the regrown positions those of largest |grad|."""
+
+    def __init__(self):
+        self.seen, self.events, self.regrown_inactive = None, 0, 0
+
+    def before_train(self, runner):  # after SparseRegrowHook's (HIGH)
+        self.engine = sparse_hook(runner).engine
+        runner.optim_wrapper.optimizer.register_step_post_hook(self.record)
+
+    def record(self, optimizer, args, kwargs):
+        engine = self.engine
+        self.seen = None
+        if (engine.steps + 1) % engine.update_frequency:
+            return
+        params = dict(engine.model.named_parameters())
+        self.seen = {n: (params[n].grad.abs().flatten().clone(),
+                         m.flatten().clone(),
+                         params[n].detach().abs().flatten().clone())
+                     for n, m in engine.masks.items()}
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        if self.seen is None:
+            return
+        rate = self.engine.current_prune_rate()
+        for name, (grad, old, weight) in self.seen.items():
+            new = self.engine.masks[name].flatten()
+            num = math.ceil(rate * int(old.sum()))
+            active = old.nonzero().flatten()
+            order = torch.sort(weight[active], stable=True).indices
+            after_prune = old.clone()
+            after_prune[active[order[:num]]] = False
+            assert new[after_prune].all(), name  # only the pruned ones left
+            grown = new & ~after_prune
+            assert int(grown.sum()) == num, name
+            # regrown: the largest |grad| among all inactive positions
+            assert grad[grown].min() >= grad[~new].max(), name
+            self.regrown_inactive += int((grown & ~old).sum())
+        self.events += 1
+        self.seen = None
+
+
+def test_gradient_growth_in_a_runner(tmp_path, sample_root):
+    """growth_mode='gradient' under mmengine's OptimWrapper, which zeroes
+    the gradients in update_params, before after_train_iter."""
+    cfg = make_cfg(sample_root, tmp_path, **{
+        'train_cfg.max_epochs': 1,
+        'custom_hooks.0.growth_mode': 'gradient',
+        'custom_hooks.0.sparse_init': 'uniform',
+        'custom_hooks.0.update_frequency': 2})
+    runner = Runner.from_cfg(cfg)
+    check = CheckGradientGrowth()
+    runner.register_hook(check, priority='LOWEST')
+    runner.train()
+    assert check.events == 2  # steps 2 and 4
+    assert check.regrown_inactive > 0  # not only the just-pruned came back
+    engine = sparse_hook(runner).engine
+    assert engine.steps == ITERS_PER_EPOCH and not engine._grad_scores

@@ -7,11 +7,11 @@ from .density import (erk_densities, erk_raw_probabilities, snip_densities,
 from .export import (compress_state_dict, compress_tensor,
                      decompress_state_dict, decompress_tensor, sparse_export,
                      sparse_load)
-from .masking import SparseMasking, cosine_prune_rate
+from .masking import SparseMasking, check_masking_args, cosine_prune_rate
 
 __all__ = [
     'erk_densities', 'erk_raw_probabilities', 'snip_densities', 'snip_scores',
     'uniform_densities', 'compress_state_dict', 'compress_tensor',
     'decompress_state_dict', 'decompress_tensor', 'sparse_export',
-    'sparse_load', 'SparseMasking', 'cosine_prune_rate'
+    'sparse_load', 'SparseMasking', 'check_masking_args', 'cosine_prune_rate'
 ]

@@ -24,15 +24,24 @@ Differences from the official code, on purpose:
 - masks are realised and regrown with exact counts (random positions drawn
   without replacement) instead of Bernoulli draws, so the number of active
   weights is exactly preserved by prune + regrow;
-- optimizer moments can be masked for AdamW too (``exp_avg``,
-  ``exp_avg_sq``), not only SGD momentum;
+- optimizer moments are masked for AdamW too (``exp_avg``,
+  ``exp_avg_sq``), not only SGD momentum, except under momentum growth,
+  which reads them at the pruned positions: there neither SGD nor Adam
+  moments are masked (official: SGD momentum is masked, so its momentum
+  growth only ever sees the just-pruned positions);
+- gradient growth ranks the gradients of the optimizer step that precedes
+  the update, kept by a step post-hook on the attached optimizers, so it
+  also works when ``optimizer.zero_grad()`` runs before :meth:`step` (as
+  in mmengine's ``OptimWrapper.update_params``);
 - the random generator is our own, seeded identically on every rank and
   saved in :meth:`state_dict`; under ``torch.distributed`` densities and
   masks are also broadcast from rank 0 after every change.
 """
 import math
+import numbers
 import re
-from typing import Dict, List, Optional, Sequence
+import warnings
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -44,6 +53,115 @@ _MOMENT_KEYS = ('momentum_buffer', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq')
 SPARSE_INITS = ('ERK', 'uniform', 'snip', 'from_weights')
 GROWTH_MODES = ('random', 'gradient', 'momentum')
 PRUNE_MODES = ('magnitude', )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: Any, low: float, high: float,
+                 closed: str, hint: str = '') -> None:
+    """``value`` is a real number in the interval from ``low`` to ``high``;
+    ``closed`` is ``'[]'``, ``'[)'``, ``'(]'`` or ``'()'``."""
+    interval = f'{closed[0]}{low}, {high}{closed[1]}'
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f'{name} must be a number in {interval}{hint}, got '
+                        f'{value!r} ({type(value).__name__}).')
+    above = value >= low if closed[0] == '[' else value > low
+    below = value <= high if closed[1] == ']' else value < high
+    if not (above and below):  # also false for nan
+        raise ValueError(f'{name} must be in {interval}{hint}, got '
+                         f'{value!r}.')
+
+
+def _check_optional_positive_int(name: str, value: Any, meaning: str) -> None:
+    if value is None:
+        return
+    if not _is_int(value):
+        raise TypeError(f'{name} must be a positive int ({meaning}) or None, '
+                        f'got {value!r} ({type(value).__name__}).')
+    if value < 1:
+        raise ValueError(f'{name} must be a positive int ({meaning}) or None, '
+                         f'got {value!r}.')
+
+
+def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
+    if isinstance(value, bool) or (allow_none and value is None):
+        return
+    valid = 'True, False or None' if allow_none else 'True or False'
+    raise TypeError(f'{name} must be {valid}, got {value!r} '
+                    f'({type(value).__name__}).')
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str],
+                  ignore_case: bool = False) -> None:
+    ok = isinstance(value, str) and (
+        value.lower() in [c.lower() for c in choices] if ignore_case
+        else value in choices)
+    if not ok:
+        raise ValueError(f'{name} must be one of {tuple(choices)}, got '
+                         f'{value!r}.')
+
+
+def _check_regex(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f'{name} must be a regex string or None, got '
+                        f'{value!r} ({type(value).__name__}).')
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f'{name} is not a valid regex ({err}): '
+                         f'{value!r}.') from None
+
+
+def check_masking_args(*, density: Any, sparse_init: Any, prune_rate: Any,
+                       update_frequency: Any, total_steps: Any,
+                       prune_mode: Any, growth_mode: Any,
+                       min_prune_rate: Any, erk_power_scale: Any,
+                       only_large_kernel: Any, include: Any, exclude: Any,
+                       dense_threshold: Any, mask_optimizer_state: Any,
+                       seed: Any, sync: Any) -> None:
+    """Check the settings of :class:`SparseMasking` (all but ``model`` and
+    ``optimizer``; see its docstring for their meaning). Raises one
+    ``TypeError`` (wrong type) or ``ValueError`` (wrong value) naming the
+    argument and its valid values or range. Also used by
+    :class:`mmconvarch.engine.hooks.SparseRegrowHook` at construction."""
+    _check_range('density', density, 0, 1, '(]',
+                 ' (density = 1 - sparsity; SLaK uses 0.6)')
+    _check_choice('sparse_init', sparse_init, SPARSE_INITS, ignore_case=True)
+    _check_range('prune_rate', prune_rate, 0, 1, '[)')
+    _check_range('min_prune_rate', min_prune_rate, 0, prune_rate, '[]',
+                 ' (0 <= min_prune_rate <= prune_rate)')
+    _check_optional_positive_int(
+        'update_frequency', update_frequency,
+        'optimizer steps between prune/regrow; None: fixed masks')
+    _check_optional_positive_int(
+        'total_steps', total_steps,
+        'optimizer steps of the run, the prune-rate decay period')
+    _check_choice('prune_mode', prune_mode, PRUNE_MODES)
+    _check_choice('growth_mode', growth_mode, GROWTH_MODES)
+    _check_range('erk_power_scale', erk_power_scale, 0, math.inf, '[)')
+    _check_bool('only_large_kernel', only_large_kernel)
+    _check_regex('include', include)
+    _check_regex('exclude', exclude)
+    _check_range('dense_threshold', dense_threshold, 0, 1, '(]')
+    _check_bool('mask_optimizer_state', mask_optimizer_state,
+                allow_none=True)
+    if mask_optimizer_state is True and growth_mode == 'momentum':
+        raise ValueError(
+            "mask_optimizer_state=True cannot be combined with growth_mode="
+            "'momentum': it zeroes the optimizer moments at pruned positions "
+            'every step, and momentum growth ranks the pruned positions by '
+            'those moments (all would score 0 and regrowth would fall back '
+            'to index order). Use mask_optimizer_state=None (the default: '
+            'no moment masking under momentum growth) or False, or another '
+            "growth_mode ('random', 'gradient').")
+    if not _is_int(seed):
+        raise TypeError(f'seed must be an int, got {seed!r} '
+                        f'({type(seed).__name__}).')
+    _check_bool('sync', sync)
 
 
 def cosine_prune_rate(step: int, prune_rate: float, total_steps: int,
@@ -109,7 +227,13 @@ class SparseMasking:
             period of the cosine prune-rate decay. Needed when
             ``update_frequency`` is set.
         prune_mode (str): ``'magnitude'``.
-        growth_mode (str): ``'random'``, ``'gradient'`` or ``'momentum'``.
+        growth_mode (str): How pruned positions are regrown: ``'random'``
+            (uniformly among inactive positions), ``'gradient'`` (largest
+            ``|grad|`` of the last optimizer step: the gradient at a zero
+            weight says how much the loss wants it back) or ``'momentum'``
+            (largest ``|momentum_buffer|`` for SGD, ``|exp_avg| /
+            (sqrt(exp_avg_sq) + 1e-8)`` for Adam/AdamW, of the attached
+            optimizer).
         min_prune_rate (float): End of the cosine decay. Defaults to 0.005.
         erk_power_scale (float): ERK exponent. Defaults to 1.
         only_large_kernel (bool): Only names containing
@@ -119,13 +243,24 @@ class SparseMasking:
         dense_threshold (float): Layers initialised at this density or more
             stay dense. Defaults to 0.99.
         optimizer (torch.optim.Optimizer, optional): Whose moments are masked
-            and read by momentum growth.
-        mask_optimizer_state (bool): Zero ``momentum_buffer`` (SGD) and
-            ``exp_avg``/``exp_avg_sq`` (Adam/AdamW) at pruned positions.
-            Defaults to True.
+            and read by momentum growth, and whose steps gradient growth
+            watches (see :meth:`attach_optimizer`).
+        mask_optimizer_state (bool, optional): Zero ``momentum_buffer``
+            (SGD) and ``exp_avg``/``exp_avg_sq``/``max_exp_avg_sq``
+            (Adam/AdamW) at pruned positions after every step, so a regrown
+            weight starts with fresh moments. None (default): True, except
+            with ``growth_mode='momentum'``, which ranks the pruned positions
+            by those moments and so needs them kept (the moments then go on
+            accumulating the gradients at pruned positions, the weights stay
+            zero there; official AdamW runs behave so). True with momentum
+            growth is refused (a ``ValueError``): every pruned position would
+            score 0.
         seed (int): Seed of the engine's own generator (same on all ranks).
         sync (bool): Broadcast densities and masks from rank 0 when
             ``torch.distributed`` is initialised. Defaults to True.
+
+    Every argument is checked here (:func:`check_masking_args`): one
+    ``TypeError``/``ValueError`` naming it and its valid values or range.
     """
 
     def __init__(self,
@@ -144,30 +279,24 @@ class SparseMasking:
                  exclude: Optional[str] = None,
                  dense_threshold: float = 0.99,
                  optimizer: Optional[torch.optim.Optimizer] = None,
-                 mask_optimizer_state: bool = True,
+                 mask_optimizer_state: Optional[bool] = None,
                  seed: int = 0,
                  sync: bool = True) -> None:
-        if sparse_init.lower() not in [s.lower() for s in SPARSE_INITS]:
-            raise ValueError(f'sparse_init must be one of {SPARSE_INITS}, '
-                             f'got {sparse_init!r}.')
-        if growth_mode not in GROWTH_MODES:
-            raise ValueError(f'growth_mode must be one of {GROWTH_MODES}, '
-                             f'got {growth_mode!r}.')
-        if prune_mode not in PRUNE_MODES:
-            raise ValueError(f'prune_mode must be one of {PRUNE_MODES}, got '
-                             f'{prune_mode!r}.')
-        if not 0 <= prune_rate < 1 or not 0 <= min_prune_rate <= prune_rate:
-            raise ValueError(
-                f'need 0 <= min_prune_rate <= prune_rate < 1, got '
-                f'prune_rate={prune_rate!r}, min_prune_rate='
-                f'{min_prune_rate!r}.')
-        if update_frequency is not None and (
-                not isinstance(update_frequency, int) or update_frequency < 1):
-            raise ValueError('update_frequency must be a positive int (steps '
-                             'between prune/regrow) or None (fixed masks), '
-                             f'got {update_frequency!r}.')
-        if not 0 < density <= 1:
-            raise ValueError(f'density must be in (0, 1], got {density!r}.')
+        if not isinstance(model, nn.Module):
+            raise TypeError(f'model must be an nn.Module, got '
+                            f'{type(model).__name__}.')
+        if optimizer is not None and not isinstance(optimizer,
+                                                    torch.optim.Optimizer):
+            raise TypeError(f'optimizer must be a torch.optim.Optimizer or '
+                            f'None, got {type(optimizer).__name__}.')
+        check_masking_args(
+            density=density, sparse_init=sparse_init, prune_rate=prune_rate,
+            update_frequency=update_frequency, total_steps=total_steps,
+            prune_mode=prune_mode, growth_mode=growth_mode,
+            min_prune_rate=min_prune_rate, erk_power_scale=erk_power_scale,
+            only_large_kernel=only_large_kernel, include=include,
+            exclude=exclude, dense_threshold=dense_threshold,
+            mask_optimizer_state=mask_optimizer_state, seed=seed, sync=sync)
         self.model = model
         self.density = float(density)
         self.sparse_init = next(s for s in SPARSE_INITS
@@ -179,9 +308,17 @@ class SparseMasking:
         self.min_prune_rate = float(min_prune_rate)
         self.erk_power_scale = erk_power_scale
         self.dense_threshold = dense_threshold
-        self.mask_optimizer_state = mask_optimizer_state
+        # None: mask the moments unless momentum growth reads them
+        self.mask_optimizer_state = growth_mode != 'momentum' \
+            if mask_optimizer_state is None else mask_optimizer_state
         self.sync = sync
         self.optimizers: List[torch.optim.Optimizer] = []
+        # gradient growth: |grad| kept by the optimizer step post-hook of
+        # the step just before an update (runners zero the gradients
+        # before calling step()), dropped after that step()
+        self._grad_scores: Dict[str, torch.Tensor] = {}
+        self._no_grad: List[str] = []  # layers regrown at random instead
+        self._hook_handles: list = []
         if optimizer is not None:
             self.attach_optimizer(optimizer)
         self.generator = torch.Generator().manual_seed(seed)
@@ -215,9 +352,35 @@ class SparseMasking:
 
     # ------------------------------------------------------------- masks
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
-        """Mask (and, for momentum growth, read) this optimizer's state."""
-        if optimizer not in self.optimizers:
-            self.optimizers.append(optimizer)
+        """Mask (and, for momentum growth, read) this optimizer's state.
+
+        For gradient growth, also register a step post-hook that keeps the
+        masked weights' ``|grad|`` when the coming :meth:`step` is an update
+        (no cost on other steps), so the update ranks the gradients of the
+        step just taken even if they were zeroed in between.
+        """
+        if optimizer in self.optimizers:
+            return
+        self.optimizers.append(optimizer)
+        if self.growth_mode == 'gradient':
+            self._hook_handles.append(
+                optimizer.register_step_post_hook(self._after_optimizer_step))
+
+    def detach_optimizers(self) -> None:
+        """Forget the attached optimizers and remove their step hooks."""
+        for handle in self._hook_handles:
+            handle.remove()
+        self._hook_handles, self.optimizers = [], []
+
+    @torch.no_grad()
+    def _after_optimizer_step(self, optimizer: torch.optim.Optimizer,
+                              args: Any, kwargs: Any) -> None:
+        if not self._due(self.steps + 1):
+            return
+        for name in self._names:
+            grad = self._param(name).grad
+            if grad is not None:  # keep another optimizer's snapshot
+                self._grad_scores[name] = grad.abs().flatten()
 
     def _param(self, name: str) -> nn.Parameter:
         # looked up each time: model.to() may replace Parameter objects
@@ -366,36 +529,56 @@ class SparseMasking:
         return cosine_prune_rate(self.steps, self.prune_rate,
                                  self.total_steps, self.min_prune_rate)
 
+    def _due(self, steps: int) -> bool:
+        return (self.update_frequency is not None and steps > 0
+                and steps % self.update_frequency == 0)
+
     def update_due(self) -> bool:
-        return (self.update_frequency is not None and self.steps > 0
-                and self.steps % self.update_frequency == 0)
+        """Whether the topology changes at the current step count."""
+        return self._due(self.steps)
 
     def step(self) -> Optional[Dict[str, float]]:
         """Call after every real optimizer step (skipped AMP steps included,
         accumulation iterations excluded): re-apply the masks, advance the
         schedule and prune/regrow when due. Returns the update's statistics
-        when the topology changed, else None."""
+        when the topology changed, else None.
+
+        Before or after ``optimizer.zero_grad()``: gradient growth ranks
+        the gradients kept at the attached optimizer's step (without an
+        attached optimizer, ``.grad`` must still be there)."""
         if self.update_frequency is not None and self.total_steps is None:
             raise ValueError('SparseMasking needs total_steps (optimizer '
                              'steps of the run) for the prune-rate decay.')
         self.steps += 1
-        if self.update_due() and self._names:
-            # pruned weights must be 0 first: grown ones then start at 0
-            self.apply_masks(weights=True, optimizer_state=False)
-            return self.update_topology()  # applies the new masks
-        self.apply_masks()
-        return None
+        try:
+            if self.update_due() and self._names:
+                # pruned weights must be 0 first: grown ones then start at 0
+                self.apply_masks(weights=True, optimizer_state=False)
+                return self.update_topology()  # applies the new masks
+            self.apply_masks()
+            return None
+        finally:
+            self._grad_scores = {}
 
     def _growth_scores(self, name: str) -> Optional[torch.Tensor]:
         param = self._param(name)
         if self.growth_mode == 'random':
             return None
         if self.growth_mode == 'gradient':
-            if param.grad is None:
-                raise RuntimeError(
-                    f"growth_mode='gradient' needs {name}.grad at the update;"
-                    ' call step() before optimizer.zero_grad().')
-            return param.grad.abs().flatten()
+            if name in self._grad_scores:  # kept at the optimizer step
+                return self._grad_scores[name]
+            if param.grad is not None:
+                return param.grad.abs().flatten()
+            if self.optimizers:
+                # the attached optimizer did not step before this update
+                # (an AMP step skipped for inf/nan gradients): nothing to
+                # rank by, regrow at random this once
+                self._no_grad.append(name)
+                return None
+            raise RuntimeError(
+                f"growth_mode='gradient' needs {name}.grad at the update: "
+                'attach the optimizer (SparseMasking(optimizer=...)) or call '
+                'step() before optimizer.zero_grad().')
         for opt in self.optimizers:
             state = opt.state.get(param) or {}
             if 'exp_avg' in state:
@@ -417,6 +600,7 @@ class SparseMasking:
         """
         rate = self.current_prune_rate()
         pruned_total = grown_total = 0
+        self._no_grad = []
         for name, mask in self.masks.items():
             param = self._param(name)
             flat_mask = mask.flatten()
@@ -437,6 +621,13 @@ class SparseMasking:
             mask.copy_(new_mask.view_as(mask))
             pruned_total += num_remove
             grown_total += int(grow.numel())
+        if self._no_grad:
+            warnings.warn(
+                f"SparseMasking growth_mode='gradient': no gradient of "
+                f'{len(self._no_grad)} layer(s) (e.g. {self._no_grad[0]}) at '
+                f'step {self.steps} (the optimizer step before it was '
+                'skipped?); they regrow at random this time.')
+        self._grad_scores = {}
         self.sync_masks()
         self.apply_masks()
         return dict(prune_rate=rate, pruned=pruned_total, regrown=grown_total,
@@ -490,4 +681,5 @@ class SparseMasking:
 
 
 
-__all__: Sequence[str] = ['SparseMasking', 'cosine_prune_rate']
+__all__: Sequence[str] = ['SparseMasking', 'check_masking_args',
+                          'cosine_prune_rate']

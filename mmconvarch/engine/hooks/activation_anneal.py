@@ -1,5 +1,6 @@
 """VanillaNet "deep training": anneal the leaky-ReLU slope λ from 0 to 1."""
 import math
+import numbers
 from typing import Optional
 
 from mmengine.hooks import EMAHook, Hook
@@ -48,6 +49,11 @@ class ActivationAnnealHook(Hook):
             ``decay_epochs`` (set that to None) for iteration-based schedules.
         schedule (str): ``'linear'`` (official default) or ``'cosine'``
             (official ``--decay_linear False``).
+
+    The arguments are checked when the hook is built: a ``TypeError`` for
+    a decay length that is not an int (``True`` included), a
+    ``ValueError`` for one that is not positive, for both or neither of
+    them set, and for an unknown ``schedule``.
     """
 
     priority = 'NORMAL'  # after EMAHook (ABOVE_NORMAL) built its copy
@@ -55,6 +61,18 @@ class ActivationAnnealHook(Hook):
     def __init__(self, decay_epochs: Optional[int] = 100,
                  decay_iters: Optional[int] = None,
                  schedule: str = 'linear') -> None:
+        for name, value in (('decay_epochs', decay_epochs),
+                            ('decay_iters', decay_iters)):
+            if value is None:
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(
+                    value, bool):
+                raise TypeError(
+                    f'ActivationAnnealHook {name} must be a positive int or '
+                    f'None, got {value!r} ({type(value).__name__}).')
+            if value <= 0:
+                raise ValueError(f'ActivationAnnealHook {name} must be a '
+                                 f'positive int or None, got {value!r}.')
         if (decay_epochs is None) == (decay_iters is None):
             raise ValueError(
                 'ActivationAnnealHook needs exactly one of decay_epochs and '
@@ -62,14 +80,11 @@ class ActivationAnnealHook(Hook):
                 f'decay_iters={decay_iters!r} (use decay_epochs=None with '
                 'decay_iters).')
         decay = decay_epochs if decay_iters is None else decay_iters
-        if not isinstance(decay, int) or decay <= 0:
-            raise ValueError(f'ActivationAnnealHook decay length must be a '
-                             f'positive int, got {decay!r}.')
-        if schedule not in SCHEDULES:
+        if not isinstance(schedule, str) or schedule not in SCHEDULES:
             raise ValueError(f'ActivationAnnealHook schedule must be one of '
                              f'{SCHEDULES}, got {schedule!r}.')
         self.by_epoch = decay_iters is None
-        self.decay = decay
+        self.decay = int(decay)
         self.schedule = schedule
         self.act_learn: Optional[float] = None
 

@@ -13,7 +13,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 
 from mmconvarch.registry import HOOKS
-from mmconvarch.sparsity import SparseMasking, snip_scores
+from mmconvarch.sparsity import SparseMasking, check_masking_args, snip_scores
 
 __all__ = ['SparseRegrowHook']
 
@@ -33,6 +33,10 @@ class SparseRegrowHook(Hook):
       moments, advance the cosine prune-rate schedule and prune/regrow every
       ``update_frequency`` steps. The official code never calls its mask
       step under AMP (masks silently stop); here AMP changes nothing.
+      mmengine's ``OptimWrapper.update_params`` zeroes the gradients right
+      after the optimizer step, before this hook runs: gradient growth
+      ranks the ``|grad|`` that the engine keeps from a step post-hook on
+      the optimizer (only on steps followed by an update).
     - ``before_save_checkpoint``/``after_load_checkpoint``: masks, step and
       generator state go into ``checkpoint['sparse_regrow']``, so a resumed
       run reproduces the masks of an uninterrupted one.
@@ -55,8 +59,10 @@ class SparseRegrowHook(Hook):
         update_frequency (int, optional): Optimizer steps between
             prune/regrow (official ``-u``: 100 S/B, 2000 T). None: fixed
             masks (official ``--fix`` and the downstream ``sparse=True``).
-        growth_mode (str): ``'random'`` (official), ``'gradient'`` or
-            ``'momentum'``.
+        growth_mode (str): ``'random'`` (official), ``'gradient'``
+            (largest ``|grad|`` of the optimizer step before the update) or
+            ``'momentum'`` (largest SGD ``|momentum_buffer|`` or Adam(W)
+            ``|exp_avg| / sqrt(exp_avg_sq)``).
         prune_mode (str): ``'magnitude'``.
         min_prune_rate (float): End of the cosine decay. Defaults to 0.005.
         total_steps (int, optional): Decay period in optimizer steps; by
@@ -69,12 +75,22 @@ class SparseRegrowHook(Hook):
             (relative to ``module``).
         dense_threshold (float): Layers initialised at least this dense stay
             dense. Defaults to 0.99.
-        mask_optimizer_state (bool): Zero SGD ``momentum_buffer`` and
-            Adam(W) ``exp_avg``/``exp_avg_sq`` at pruned positions.
+        mask_optimizer_state (bool, optional): Zero SGD ``momentum_buffer``
+            and Adam(W) ``exp_avg``/``exp_avg_sq`` at pruned positions after
+            every step. None (default): True, except under momentum growth,
+            which ranks pruned positions by those moments and so keeps them
+            (True with ``growth_mode='momentum'`` is refused).
         erk_power_scale (float): ERK exponent. Defaults to 1.
         seed (int): Seed of the engine's generator (same on every rank).
         mask_ema (bool): Also mask the EMA model of an ``EMAHook``.
             Defaults to True.
+
+    Every argument is checked here, when the hook is built (not at the
+    first iteration): a ``TypeError``/``ValueError`` names the argument and
+    its valid values or range (``density`` in (0, 1], ``prune_rate`` in
+    [0, 1), ``update_frequency`` a positive int or None, the modes from
+    :data:`mmconvarch.sparsity.masking.SPARSE_INITS` / ``GROWTH_MODES`` /
+    ``PRUNE_MODES``, ...).
     """
 
     priority = 'HIGH'
@@ -93,7 +109,7 @@ class SparseRegrowHook(Hook):
                  include: Optional[str] = None,
                  exclude: Optional[str] = None,
                  dense_threshold: float = 0.99,
-                 mask_optimizer_state: bool = True,
+                 mask_optimizer_state: Optional[bool] = None,
                  erk_power_scale: float = 1.0,
                  seed: int = 0,
                  mask_ema: bool = True) -> None:
@@ -105,6 +121,14 @@ class SparseRegrowHook(Hook):
             exclude=exclude, dense_threshold=dense_threshold,
             mask_optimizer_state=mask_optimizer_state,
             erk_power_scale=erk_power_scale, seed=seed)
+        check_masking_args(total_steps=total_steps, sync=True,
+                           **self.engine_kwargs)
+        if module is not None and not isinstance(module, str):
+            raise TypeError(f'module must be a submodule name (e.g. '
+                            f"'backbone') or None, got {module!r}.")
+        if not isinstance(mask_ema, bool):
+            raise TypeError(f'mask_ema must be True or False, got '
+                            f'{mask_ema!r}.')
         self.total_steps = total_steps
         self.module = module
         self.mask_ema = mask_ema
@@ -171,6 +195,8 @@ class SparseRegrowHook(Hook):
         model = self._model(runner)
         target = model.get_submodule(self.module) if self.module else model
         prefix = f'{self.module}.' if self.module else ''
+        if self.engine is not None:  # a second train(): drop the old hooks
+            self.engine.detach_optimizers()
         self.engine = SparseMasking(target, total_steps=self._total_steps(
             runner), **self.engine_kwargs)
         for wrapper in self._optim_wrappers(runner):
