@@ -1,10 +1,28 @@
 import glob
+import importlib.util
 import os
 import os.path as osp
+import sys
+from typing import Optional
 
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(rel_path: str, name: Optional[str] = None):
+    """Import a file under tools/ (not a package) as a module; with ``name``, register it in
+    sys.modules so tests can ``from NAME import ...``."""
+    spec = importlib.util.spec_from_file_location(name or osp.basename(rel_path)[:-3],
+                                                  osp.join(REPO, rel_path))
+    module = importlib.util.module_from_spec(spec)
+    if name:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+load_tool('tools/launch_utils.py', 'launch_utils')  # the tools' shared helpers
 # every config users run: the smoke and wiring suites cover new ones automatically
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)

@@ -25,7 +25,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop, Runner
 
 from conftest import CONFIG_IDS, CONFIGS, reset_visualizers
-from mmconvarch.utils.launch import fall_back_from_amp_on_cpu
+from launch_utils import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 
 BATCH, SIZE = 4, 64

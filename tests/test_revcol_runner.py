@@ -6,7 +6,7 @@ import os.path as osp
 import torch
 
 from conftest import REPO
-from mmconvarch.utils.launch import build_runner, load_config
+from launch_utils import build_runner, load_config
 
 
 def test_cascade_revcol_runner_iteration_with_save_memory(tmp_path, sample_root):

@@ -1,7 +1,6 @@
 """tools/train.py, tools/test.py and tools/analysis/get_flops.py, run for
 real on the sample set."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 import pickle
@@ -9,19 +8,11 @@ import pickle
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, load_tool  # noqa: F401  (load_tool: other tests take it here)
 
 CLS_CONFIG = osp.join(REPO, 'configs/convnextv2/convnextv2_t_in1k.py')
 # atto keeps the classification runs cheap; the recipe is otherwise as shipped
 ATTO = ['model.backbone.arch=atto', 'model.head.in_channels=320']
-
-
-def load_tool(rel_path: str):
-    spec = importlib.util.spec_from_file_location(
-        osp.basename(rel_path)[:-3], osp.join(REPO, rel_path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def scalars(work_dir: str):
@@ -135,7 +126,7 @@ def test_offline_pretrained_download_names_the_url(tmp_path, sample_root):
     message with the URL and how to point the config at a local file."""
     from mmengine.config import Config
 
-    from mmconvarch.utils.launch import (build_runner, explain_download_errors,
+    from launch_utils import (build_runner, explain_download_errors,
                                          fall_back_from_amp_on_cpu)
     from mmconvarch.utils.sample_data import apply_sample_data
     cfg = Config.fromfile(CLS_CONFIG)

@@ -1,14 +1,12 @@
 """Official VanillaNet checkpoints (train and deploy form, model/model_ema)
 -> mmconvarch keys: loads strictly and computes the official function."""
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import REPO
+from conftest import load_tool
 from mmconvarch.converters import convert_checkpoint
 from mmconvarch.converters.vanillanet import find_arch
 
@@ -164,10 +162,7 @@ def test_variant_lookup():
 
 
 def test_cli_output_loads_with_pretrained_init_cfg(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'convert', osp.join(REPO, 'tools/model_converters/convert.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/model_converters/convert.py')
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'ours.pth')
     sd = official_state_dict(deploy=True)
     torch.save({'model': sd}, src)

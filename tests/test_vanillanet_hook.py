@@ -2,7 +2,6 @@
 (epoch- and iteration-based), exact resume, and deploy conversion of the
 resulting checkpoints with tools/deploy/convert_to_deploy.py."""
 import glob
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -16,13 +15,13 @@ from mmengine.logging import MessageHub, MMLogger
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from conftest import REPO
+from conftest import REPO, load_tool
 from mmconvarch.engine.hooks import ActivationAnnealHook
 from mmconvarch.engine.hooks.activation_anneal import act_learn_at
 from mmconvarch.models.backbones.vanillanet import (VanillaNet,
                                                      VanillaNetClsHead,
                                                      get_act_learn)
-from mmconvarch.utils.launch import fall_back_from_amp_on_cpu
+from launch_utils import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 
 BASE = osp.join(REPO, 'configs/vanillanet/vanillanet_5_in1k.py')
@@ -205,11 +204,7 @@ def test_runner_schedule_and_exact_resume(runs):
 
 
 def test_deploy_tool_on_trained_checkpoints(runs, tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        'convert_to_deploy',
-        osp.join(REPO, 'tools/deploy/convert_to_deploy.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/deploy/convert_to_deploy.py')
     out = str(tmp_path / 'deploy.pth')
     # mid-annealing (λ = 1/3): refused, fusion would change outputs
     with pytest.raises(RuntimeError, match='not 1'):

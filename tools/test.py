@@ -7,7 +7,8 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-from mmconvarch.utils.launch import (add_common_args, build_runner,  # noqa
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # launch_utils
+from launch_utils import (add_common_args, build_runner,  # noqa
                                      check_datasets_exist, enable_tta,
                                      enable_visualization, load_config,
                                      set_local_rank)

@@ -1,5 +1,6 @@
 """What tools/train.py and tools/test.py share: config loading and the
-scope dispatch (mmdet / mmseg / mmpretrain) with mmdet's command-line flags."""
+scope dispatch (mmdet / mmseg / mmpretrain) with mmdet's command-line flags.
+Tool code, not library code: it lives beside the tools that import it."""
 import argparse
 import importlib
 import os
@@ -57,7 +58,7 @@ def load_config(args: argparse.Namespace) -> Config:
         setup_cache_size_limit_of_dynamo()
     cfg.launcher = args.launcher
     if args.sample_data:
-        from .sample_data import apply_sample_data
+        from mmconvarch.utils.sample_data import apply_sample_data
         apply_sample_data(cfg, root=args.sample_data)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
