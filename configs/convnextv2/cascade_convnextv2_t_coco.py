@@ -5,23 +5,14 @@
 # repo ships no detection recipe). Backbone: mmpretrain's ConvNeXt V2-T weights
 # (FCMAE pre-trained, IN-1k fine-tuned), whose keys ours share.
 _base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py']
+          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/convnextv2_t.py']
 custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
                       allow_failed_imports=False)
-checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-tiny_fcmae-pre_3rdparty_in1k_20230104-471a86de.pth'  # noqa
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.ConvNeXtV2',
-        arch='tiny',
-        out_indices=[0, 1, 2, 3],
-        drop_path_rate=0.4,
-        gap_before_final_norm=False,
-        layer_decay_type='group',
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+    backbone=dict(_base_.backbone, _delete_=True, layer_decay_type='group'),
+    neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
     _delete_=True,

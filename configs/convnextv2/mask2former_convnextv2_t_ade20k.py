@@ -4,17 +4,9 @@
 # Swin-T and ConvNeXt-T share channels 96..768. As there, the backbone runs at
 # 0.1x lr and norms/queries get no weight decay (here: all 1-D params and
 # biases, the ConvNeXt V2 advice for GRN). Drop path 0.3 as mmseg's Swin-T.
-_base_ = ['../_base_/mask2former_ade20k.py']
-checkpoint_file = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-tiny_fcmae-pre_3rdparty_in1k_20230104-471a86de.pth'  # noqa
+_base_ = ['../_base_/mask2former_ade20k.py', './_base_/convnextv2_t.py']
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.ConvNeXtV2',
-        arch='tiny',
-        out_indices=[0, 1, 2, 3],
-        drop_path_rate=0.3,
-        gap_before_final_norm=False,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    decode_head=dict(in_channels=[96, 192, 384, 768]))
+    backbone=dict(_base_.backbone, _delete_=True, drop_path_rate=0.3),
+    decode_head=dict(in_channels=_base_.backbone_channels))

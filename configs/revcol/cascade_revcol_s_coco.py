@@ -3,24 +3,16 @@
 # wd 0.05, layer decay 0.85 on the (block, column) grid, no weight decay on alphas, drop path 0.4,
 # 36 epochs (steps 27/33), fp16. Heads and pipeline come from mmdet's ConvNeXt cascade config
 # (inherited): the same GIoU 4conv1fc heads and DETR-style multi-scale crop as the official one.
-# save_memory=True: reversible backward, identical gradients for less memory (the official
-# downstream ran without it; set False to trade memory for ~25% speed).
 _base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py']
+          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/revcol_t.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 # official IN-1k weights; RevCol converts official checkpoints while loading
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_small_1k.pth'  # noqa
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.RevCol',
-        arch='small',
-        drop_path_rate=0.4,
-        out_indices=(0, 1, 2, 3),
-        save_memory=True,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+    backbone=dict(_base_.backbone, _delete_=True, arch='small', drop_path_rate=0.4,
+                  init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
     _delete_=True,

@@ -2,19 +2,12 @@
 # No official RevCol Mask2Former recipe: mmseg's Mask2Former Swin-T one (inherited: decoder,
 # losses, AdamW lr 1e-4 wd 0.05, grad clip 0.01, poly 160k) with the backbone at 0.1x lr, no
 # weight decay on norms, biases, alphas and queries; drop path 0.3 as RevCol-T segmentation.
-_base_ = ['../_base_/mask2former_ade20k.py']
-checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_tiny_1k.pth'  # noqa
+_base_ = ['../_base_/mask2former_ade20k.py', './_base_/revcol_t.py']
+checkpoint = _base_.backbone.init_cfg.checkpoint
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.RevCol',
-        arch='tiny',
-        drop_path_rate=0.3,
-        out_indices=(0, 1, 2, 3),
-        save_memory=True,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-    decode_head=dict(in_channels=[64, 128, 256, 512]))
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.backbone_channels))
 
 # alphas: no weight decay, as in the official RevCol downstream
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.alpha': dict(decay_mult=0.0)}))

@@ -3,21 +3,15 @@
 # drop path 0.3, 1500 warm-up iterations, poly, fp16, batch 8x2, slide test stride 341. Heads,
 # schedule and pipeline come from mmseg's ConvNeXt-T UperNet config (inherited; same as official).
 # save_memory=True: reversible backward (identical gradients, less memory).
-_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512.py']
+_base_ = ['mmseg::convnext/convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512.py',
+          './_base_/revcol_t.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
-checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_tiny_1k.pth'  # noqa
+checkpoint = _base_.backbone.init_cfg.checkpoint
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.RevCol',
-        arch='tiny',
-        drop_path_rate=0.3,
-        out_indices=(0, 1, 2, 3),
-        save_memory=True,
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-    decode_head=dict(in_channels=[64, 128, 256, 512]),
-    auxiliary_head=dict(in_channels=256))
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.backbone_channels),
+    auxiliary_head=dict(in_channels=_base_.backbone_channels[2]))
 
 optim_wrapper = dict(
     _delete_=True,

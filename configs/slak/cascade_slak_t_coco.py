@@ -12,26 +12,14 @@
 #   python tools/model_converters/convert.py slak SLaK_tiny_checkpoint.pth \
 #       checkpoints/slak_t_in1k_300ep.pth
 _base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py']
+          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/slak_t.py']
 custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
                       allow_failed_imports=False)
-checkpoint_file = 'checkpoints/slak_t_in1k_300ep.pth'
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.SLaK',
-        arch='tiny',
-        kernel_size=[51, 49, 47, 13, 5],
-        width_factor=1.3,
-        out_indices=[0, 1, 2, 3],
-        gap_before_final_norm=False,
-        drop_path_rate=0.4,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        layer_decay_type='group',
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    neck=dict(in_channels=[124, 249, 499, 998]))
+    backbone=dict(_base_.backbone, _delete_=True, layer_decay_type='group'),
+    neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
     _delete_=True,

@@ -6,20 +6,9 @@
 # Sparsity hook OFF: with no official recipe we fine-tune densely (the
 # mmseg Mask2Former default); add the SparseRegrowHook of
 # upernet_slak_t_ade20k.py to keep the pre-trained zeros instead.
-_base_ = ['../_base_/mask2former_ade20k.py']
-checkpoint_file = 'checkpoints/slak_t_in1k_300ep.pth'  # see cascade_slak_t
+_base_ = ['../_base_/mask2former_ade20k.py', './_base_/slak_t.py']
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.SLaK',
-        arch='tiny',
-        kernel_size=[51, 49, 47, 13, 5],
-        width_factor=1.3,
-        out_indices=[0, 1, 2, 3],
-        gap_before_final_norm=False,
-        drop_path_rate=0.4,
-        norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    decode_head=dict(in_channels=[124, 249, 499, 998]))
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.backbone_channels))

@@ -10,22 +10,13 @@
 #       vanillanet_13_act_num_4_kd_pretrain.pth <checkpoint_file> --ema
 # (official release 'ckpt', model_ema as the official detection code loads).
 _base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py']
+          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/vanillanet_13.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
-checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.VanillaNet',
-        arch='13',
-        act_num=4,
-        out_indices=[0, 1, 8, 10],  # strides 4/8/16/32
-        norm_cfg=dict(type='SyncBN', eps=1e-6, requires_grad=True),
-        layer_decay_type='pair',
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    neck=dict(in_channels=[512, 1024, 2048, 4096]))
+    backbone=dict(_base_.backbone, _delete_=True, layer_decay_type='pair'),
+    neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
     _delete_=True,

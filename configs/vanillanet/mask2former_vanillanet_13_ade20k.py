@@ -8,17 +8,9 @@
 # backbone. The backbone starts from the finished (λ = 1) state with no
 # annealing, as the official detection code does; weights: see
 # cascade_vanillanet_13_coco.py for the converter command.
-_base_ = ['../_base_/mask2former_ade20k.py']
-checkpoint_file = 'checkpoints/vanillanet_13_act_num_4_kd_pretrain_mmconvarch.pth'  # noqa
+_base_ = ['../_base_/mask2former_ade20k.py', './_base_/vanillanet_13.py']
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.VanillaNet',
-        arch='13',
-        act_num=4,
-        out_indices=[0, 1, 8, 10],  # strides 4/8/16/32
-        norm_cfg=dict(type='SyncBN', eps=1e-6, requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=checkpoint_file,
-                      prefix='backbone.')),
-    decode_head=dict(in_channels=[512, 1024, 2048, 4096]))
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.backbone_channels))
