@@ -1,9 +1,10 @@
 """mmconvarch: RevCol, ConvNeXt V2, SLaK and VanillaNet for OpenMMLab 2.x.
 
 ``import mmconvarch`` registers every module (see :mod:`mmconvarch.registry`)
+and every official checkpoint layout (see :mod:`mmconvarch.checkpoint_layouts`),
 and fixes checkpoint loading on torch>=2.6 (see :mod:`mmconvarch.compat`).
 """
-from . import engine, models  # noqa: F401  (registers everything)
+from . import converters, engine, models  # noqa: F401  (registers everything)
 from .compat import patch_checkpoint_loading
 from .registry import export_to_root
 

@@ -132,7 +132,9 @@ class Probe(Hook):
 
 def _local_pretrained(cfg, path):
     """Point a pretrained init_cfg URL at a local file of our layout, with weights that differ
-    from any fresh init, so that a load that leaves random weights is caught."""
+    from any fresh init, so that a load that leaves random weights is caught. The weights are a
+    fresh init plus noise: realistic scales (RevCol's reversible inverse divides by the alphas;
+    tiny ones blow up a 16-column backward)."""
     from mmengine.registry import MODELS, init_default_scope
     backbone = cfg.model.get('backbone', {})
     init_cfg = backbone.get('init_cfg')
@@ -140,11 +142,12 @@ def _local_pretrained(cfg, path):
         return None
     init_default_scope(cfg.default_scope)
     model = MODELS.build(dict(copy.deepcopy(backbone), init_cfg=None))
+    model.init_weights()
     generator = torch.Generator().manual_seed(7)
     state = {}
     for key, value in model.state_dict().items():
         if value.is_floating_point() and not key.endswith('act_learn'):
-            value = torch.randn(value.shape, generator=generator) * 0.02
+            value = value + 0.01 * torch.randn(value.shape, generator=generator)
         state[init_cfg.get('prefix', '') + key] = value
     torch.save(dict(state_dict=state), path)
     init_cfg.checkpoint = path

@@ -18,10 +18,7 @@ from typing import Tuple
 
 import torch
 
-from . import StateDict, register_converter
-
-_BLOCK_RENAMES = {'dwconv': 'depthwise_conv', 'pwconv1': 'pointwise_conv1',
-                  'pwconv2': 'pointwise_conv2'}
+from . import BLOCK_RENAMES, StateDict, official_head_key, register_converter
 # official fine-tuning drops keys containing these before remapping
 _FCMAE_DECODER_WORDS = ('decoder', 'mask_token', 'proj', 'pred')
 
@@ -115,17 +112,13 @@ def convert_convnextv2(state_dict: StateDict) -> Tuple[StateDict, dict]:
     for key, value in state_dict.items():
         parts = key.split('.')
         if parts[0] == 'stages':
-            parts[3] = _BLOCK_RENAMES.get(parts[3], parts[3])
+            parts[3] = BLOCK_RENAMES.get(parts[3], parts[3])
             if parts[3] == 'grn':
                 value = value.reshape(-1)
             new['backbone.' + '.'.join(parts)] = value
         elif parts[0] == 'downsample_layers':
             new['backbone.' + key] = value
-        elif parts[0] == 'norm':
-            new[f'backbone.norm3.{parts[1]}'] = value
-        elif parts[0] == 'head':
-            new[f'head.fc.{parts[1]}'] = value
-        else:
-            new[key] = value  # left for the family check to report
+        else:  # classifier norm/head; others left for the family check
+            new[official_head_key(key)] = value
     backbone = 'MaskedConvNeXtV2' if fcmae else 'ConvNeXtV2'
     return new, dict(type=backbone, arch=arch)

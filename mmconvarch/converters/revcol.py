@@ -10,15 +10,12 @@ supervision checkpoints, the last of ``cls_blocks``); the other
 import re
 from typing import Tuple
 
-from . import StateDict, register_converter
-
-_BLOCK_RENAMES = {'dwconv': 'depthwise_conv', 'pwconv1': 'pointwise_conv1',
-                  'pwconv2': 'pointwise_conv2'}
+from . import BLOCK_RENAMES, StateDict, register_converter
 
 
 def _rename_block(rest: str) -> str:
     name, _, tail = rest.partition('.')
-    return f'{_BLOCK_RENAMES.get(name, name)}.{tail}' if tail else rest
+    return f'{BLOCK_RENAMES.get(name, name)}.{tail}' if tail else rest
 
 
 def infer_arch(state_dict: StateDict) -> dict:

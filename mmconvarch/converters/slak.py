@@ -14,9 +14,7 @@ from typing import List, Tuple
 
 import torch
 
-from mmconvarch.models.backbones.slak import SLaK
-from . import StateDict, register_converter
-
+from . import StateDict, official_head_key, register_converter
 
 
 def _not_slak(state_dict: StateDict, why: str) -> ValueError:
@@ -66,6 +64,7 @@ def infer_backbone_cfg(state_dict: StateDict) -> dict:
     cfg = dict(type='SLaK', kernel_size=kernels + [n],
                decompose=bool(decompose) if decompose is not None else True,
                deploy=deploy)
+    from mmconvarch.models.backbones.slak import SLaK  # its arch names
     arch = dict(depths=depths, channels=channels)
     for name, zoo in SLaK.arch_zoo.items():
         if zoo['depths'] == depths and [int(c * 1.3) for c in
@@ -103,12 +102,8 @@ def convert_slak(state_dict: StateDict) -> Tuple[StateDict, dict]:
         if parts[0] in ('downsample_layers', 'stages') or (
                 parts[0][:4] == 'norm' and parts[0][4:].isdigit()):
             new['backbone.' + key] = value
-        elif parts[0] == 'norm':
-            new[f'backbone.norm3.{parts[1]}'] = value
-        elif parts[0] == 'head':
-            new[f'head.fc.{parts[1]}'] = value
-        else:
-            new[key] = value  # left for the family check to report
+        else:  # classifier norm/head; others left for the family check
+            new[official_head_key(key)] = value
     # BN buffers some exports drop: not weights, but strict loading wants them
     for key in list(new):
         if key.endswith('.bn.running_var'):

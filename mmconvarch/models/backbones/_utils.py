@@ -1,11 +1,16 @@
 """Argument checks shared by every mmconvarch backbone: one clear error each,
-and their checkpoint loading (:class:`OfficialCheckpointMixin`)."""
+their ConvNeXt-layout layer-decay rules and their checkpoint loading
+(:class:`OfficialCheckpointMixin`, through :mod:`mmconvarch.checkpoint_layouts`)."""
 import logging
 import re
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
+
+from mmconvarch.checkpoint_layouts import (convert_official_in_place, diff_keys, guess_family,
+                                           known_families, show_keys)
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
@@ -73,8 +78,71 @@ def check_frozen_stages(frozen_stages: int, num_stages: int,
     return frozen_stages
 
 
-def _show(keys: Sequence[str], limit: int = 6) -> str:
-    return f'{len(keys)} {list(keys[:limit])}{" ..." if len(keys) > limit else ""}'
+def freeze_modules(modules: Iterable[nn.Module]) -> None:
+    """Eval mode and no gradients for every module (frozen stages)."""
+    for module in modules:
+        module.eval()
+        for param in module.parameters():
+            param.requires_grad = False
+
+
+class FrozenStagesMixin:
+    """``train()`` that re-freezes the frozen stages (``_freeze_stages()``)
+    and, with ``norm_eval``, keeps every batch norm in eval mode."""
+
+    norm_eval: bool = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+
+def check_input_size(x: torch.Tensor, min_size: int, family: str,
+                     why: Optional[str] = 'total stride 32') -> None:
+    """Raise one ValueError if ``x``'s height or width is below ``min_size``
+    (``why``: the reason given in the message)."""
+    if min(x.shape[-2:]) < min_size:
+        reason = f' ({why})' if why else ''
+        raise ValueError(f'{family} needs inputs of at least {min_size}x{min_size} '
+                         f'pixels{reason}, got {tuple(x.shape[-2:])}.')
+
+
+def convnext_layer_depth(backbone: nn.Module, param_name: str, prefix: str,
+                         rule: str) -> Tuple[int, int]:
+    """``(layer_id, num_layers)`` of a parameter of a ConvNeXt-layout
+    backbone (``downsample_layers.i``, ``stages.i.j``, ``backbone.depths``).
+
+    ``rule``: ``'group'`` is mmpretrain's ``ConvNeXt.get_layer_depth`` (the
+    mmdet ``layer_wise`` rule, 6 groups for ``depths[-2] <= 9`` else 12);
+    ``'stage'`` mmseg's ConvNeXt ``stage_wise`` rule (downsample layers 0,
+    ``stages.i`` ``i + 1``); ``'single'`` one id per block (the official
+    ConvNeXt V2 fine-tuning rule). Parameters outside the backbone (no
+    ``prefix``) and the output norms get ``num_layers - 1``, i.e. lr scale 1.
+    """
+    depths = backbone.depths
+    if rule == 'group':
+        from mmpretrain.models.backbones import ConvNeXt
+        return ConvNeXt.get_layer_depth(backbone, param_name, prefix)
+    if rule == 'stage':
+        num_layers = (12 if depths[-2] > 9 else 6) + 2
+    else:
+        num_layers = sum(depths) + 2
+    if not param_name.startswith(prefix):
+        return num_layers - 1, num_layers
+    parts = param_name[len(prefix):].split('.')
+    if parts[0] not in ('downsample_layers', 'stages'):
+        return num_layers - 1, num_layers
+    stage = int(parts[1])
+    if rule == 'stage':
+        return (0 if parts[0] == 'downsample_layers' else stage + 1), num_layers
+    if parts[0] == 'downsample_layers':
+        return sum(depths[:stage]) + 1, num_layers
+    return sum(depths[:stage]) + int(parts[2]) + 1, num_layers
 
 
 def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
@@ -89,24 +157,20 @@ def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
     """
     from mmengine.logging import print_log
 
-    from mmconvarch.converters import SIGNATURES, guess_family
     name = type(module).__name__
     expected = module.state_dict()
     optional = re.compile(optional_keys)
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    misshapen = [k for k in expected if k in state_dict and (
-        not torch.is_tensor(state_dict[k]) or state_dict[k].shape != expected[k].shape)]
+    missing, unexpected, misshapen = diff_keys(expected, state_dict)
     excused = [k for k in missing + unexpected if optional.match(k)]
     loaded = len(expected) - len(missing) - len(misshapen)
     missing = [k for k in missing if k not in excused]
     unexpected = [k for k in unexpected if k not in excused]
-    skipped = (f'missing {_show(missing)}, unexpected {_show(unexpected)}, '
-               f'wrong shape {_show(misshapen)}')
+    skipped = (f'missing {show_keys(missing)}, unexpected {show_keys(unexpected)}, '
+               f'wrong shape {show_keys(misshapen)}')
     if not (missing or unexpected or misshapen) or not strict:
         excused = [k for k in excused if not k.endswith('num_batches_tracked')]
         if excused:
-            print_log(f'{name}: {_show(excused)} keys are missing from or extra in '
+            print_log(f'{name}: {show_keys(excused)} keys are missing from or extra in '
                       f'{checkpoint}, as allowed (output norms, heads): missing ones keep '
                       'their init.', logger='current')
         if missing or unexpected or misshapen:
@@ -118,8 +182,7 @@ def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
     if family:
         hint = f'It looks like a {family} checkpoint.'
     else:
-        hint = ('Its keys are of none of the families mmconvarch knows ('
-                + ', '.join(sorted(n for n, _ in SIGNATURES.values())) + ').')
+        hint = f'Its keys are of none of the families mmconvarch knows ({known_families()}).'
     prefixed = [k for k in unexpected if str(k).startswith(('backbone.', 'module.'))]
     if len(prefixed) * 2 > len(unexpected):
         first = prefixed[0].split('.')[0] + '.'
@@ -191,7 +254,6 @@ class OfficialCheckpointMixin:
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if prefix == '':
             if self.official_family:
-                from mmconvarch.converters import convert_official_in_place
                 convert_official_in_place(state_dict, self.official_family)
             if self._pretrained_check is not None:
                 check_pretrained_keys(self, state_dict,

@@ -1,6 +1,6 @@
 """ConvNeXt V2: mmpretrain's ConvNeXt with GRN, plus what it lacks.
 
-Added here: the V2 arch table, argument checks with clear errors, GRN computed
+Added here: the V2 arch names (mmpretrain's table), argument checks with clear errors, GRN computed
 in fp32 under autocast (fp16 GRN overflows, ConvNeXt-V2 #66) and the official
 per-block ("single") layer-decay rule next to mmpretrain's grouped one.
 """
@@ -11,8 +11,9 @@ from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
-                     resolve_arch, resolve_gap_before_final_norm)
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, check_input_size,
+                     convnext_layer_depth, normalize_out_indices, resolve_arch,
+                     resolve_gap_before_final_norm)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -66,16 +67,9 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
     """
 
     official_family = 'convnextv2'
-    arch_zoo = {
-        'atto': dict(depths=[2, 2, 6, 2], channels=[40, 80, 160, 320]),
-        'femto': dict(depths=[2, 2, 6, 2], channels=[48, 96, 192, 384]),
-        'pico': dict(depths=[2, 2, 6, 2], channels=[64, 128, 256, 512]),
-        'nano': dict(depths=[2, 2, 8, 2], channels=[80, 160, 320, 640]),
-        'tiny': dict(depths=[3, 3, 9, 3], channels=[96, 192, 384, 768]),
-        'base': dict(depths=[3, 3, 27, 3], channels=[128, 256, 512, 1024]),
-        'large': dict(depths=[3, 3, 27, 3], channels=[192, 384, 768, 1536]),
-        'huge': dict(depths=[3, 3, 27, 3], channels=[352, 704, 1408, 2816]),
-    }
+    # the official V2 archs, whose depths/channels mmpretrain's table holds
+    arch_zoo = {name: ConvNeXt.arch_settings[name] for name in (
+        'atto', 'femto', 'pico', 'nano', 'tiny', 'base', 'large', 'huge')}
     min_input_size = 32  # stem /4 then three /2 downsamples
 
     def __init__(self,
@@ -125,43 +119,15 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
         return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(
-                f'ConvNeXtV2 needs inputs of at least {self.min_input_size}x'
-                f'{self.min_input_size} pixels (total stride 32), got '
-                f'{tuple(x.shape[-2:])}.')
+        check_input_size(x, self.min_input_size, 'ConvNeXtV2')
         return super().forward(x)
 
     def get_layer_depth(self, param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
-        """Return ``(layer_id, num_layers)`` of a parameter for layer decay.
+        """Return ``(layer_id, num_layers)`` of a parameter for layer decay
+        (``layer_decay_type``'s rule, see :func:`convnext_layer_depth`).
 
         A parameter outside this backbone (no ``prefix``) gets
         ``num_layers - 1``, i.e. lr scale 1.
         """
-        if self.layer_decay_type == 'group':
-            return super().get_layer_depth(param_name, prefix)
-        if self.layer_decay_type == 'stage':
-            max_id = (12 if self.depths[-2] > 9 else 6) + 2
-            name = param_name[len(prefix):]
-            if not param_name.startswith(prefix):
-                return max_id - 1, max_id
-            if name.startswith('downsample_layers'):
-                return 0, max_id
-            if name.startswith('stages'):
-                return int(name.split('.')[1]) + 1, max_id
-            return max_id - 1, max_id
-        num_blocks = sum(self.depths)
-        max_id = num_blocks + 2
-        if not param_name.startswith(prefix):
-            return max_id - 1, max_id
-        name = param_name[len(prefix):]
-        parts = name.split('.')
-        if parts[0] == 'downsample_layers':
-            layer_id = sum(self.depths[:int(parts[1])]) + 1
-        elif parts[0] == 'stages':
-            stage, block = int(parts[1]), int(parts[2])
-            layer_id = sum(self.depths[:stage]) + block + 1
-        else:  # output norms
-            layer_id = max_id - 1
-        return layer_id, max_id
+        return convnext_layer_depth(self, param_name, prefix, self.layer_decay_type)

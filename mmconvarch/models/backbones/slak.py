@@ -2,9 +2,10 @@
 
 A ConvNeXt macro-architecture (x1.3 wider) whose 7x7 depthwise conv is a
 decomposed large kernel: two parallel rectangular depthwise convs (KxN and
-NxK) plus a small NxN one, each followed by BN, summed. Pure PyTorch; the
-official MegEngine/cutlass implicit-GEMM kernel is used only if importable
-(and only on CUDA). Parameter names follow the official code
+NxK) plus a small NxN one, each followed by BN, summed. Pure PyTorch (with
+mmpretrain's ``LayerNorm2d`` and ConvNeXt layer-decay rule); the official
+MegEngine/cutlass implicit-GEMM kernel is used only if importable (and only
+on CUDA). Parameter names follow the official code
 (``downsample_layers``, ``stages.s.b.large_kernel.LoRA1.conv``...,
 ``norm{i}`` per output as in the official detection/segmentation backbones),
 so official checkpoints map almost 1:1 (see :mod:`mmconvarch.converters.slak`).
@@ -21,11 +22,13 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
-from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
+from mmpretrain.models.utils import LayerNorm2d
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
-                     resolve_arch, resolve_gap_before_final_norm)
+from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                     check_input_size, convnext_layer_depth, freeze_modules,
+                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -34,15 +37,6 @@ except Exception:  # pragma: no cover - depends on an optional CUDA build
 
 __all__ = ['SLaK', 'DecomposedLargeKernelConv', 'SLaKBlock', 'LayerNorm2d',
            'DepthwiseConv2d']
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an NCHW map (the official LN-cf)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape,
-                         self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -103,11 +97,8 @@ def _fuse_branch(branch: nn.Sequential) -> Tuple[torch.Tensor, torch.Tensor]:
     bn = getattr(branch, 'bn', None)
     if bn is None:
         return kernel, kernel.new_zeros(kernel.shape[0])
-    std = (bn.running_var + bn.eps).sqrt()
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    return (kernel * (gamma / std).reshape(-1, 1, 1, 1),
-            beta - bn.running_mean * gamma / std)
+    return fuse_conv_bn_weights(kernel, None, bn.running_mean, bn.running_var,
+                                bn.eps, bn.weight, bn.bias)
 
 
 def _pad_to(kernel: torch.Tensor, size: int) -> torch.Tensor:
@@ -245,7 +236,7 @@ class SLaKBlock(nn.Module):
 
 
 @MODELS.register_module()
-class SLaK(OfficialCheckpointMixin, BaseModule):
+class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
     """SLaK backbone (`arXiv:2207.03620`), pure PyTorch.
 
     Official variants (``models/SLaK.py``, README): width factor 1.3 gives
@@ -409,11 +400,7 @@ class SLaK(OfficialCheckpointMixin, BaseModule):
         return tuple(kernel_size)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(
-                f'SLaK needs inputs of at least {self.min_input_size}x'
-                f'{self.min_input_size} pixels (total stride 32), got '
-                f'{tuple(x.shape[-2:])}.')
+        check_input_size(x, self.min_input_size, 'SLaK')
         outs = []
         for i in range(self.num_stages):
             x = self.stages[i](self.downsample_layers[i](x))
@@ -426,20 +413,8 @@ class SLaK(OfficialCheckpointMixin, BaseModule):
         return tuple(outs)
 
     def _freeze_stages(self) -> None:
-        for i in range(max(self.frozen_stages, 0)):
-            for module in (self.downsample_layers[i], self.stages[i]):
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'SLaK':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
-        return self
+        freeze_modules(module for i in range(max(self.frozen_stages, 0))
+                       for module in (self.downsample_layers[i], self.stages[i]))
 
     def switch_to_deploy(self) -> None:
         """Fuse the BNs and merge every block's branches into one KxK
@@ -457,26 +432,7 @@ class SLaK(OfficialCheckpointMixin, BaseModule):
         (and mmdet/mmpretrain), 6 groups for depths[2] <= 9 else 12.
         ``'stage'``: the official segmentation ``stage_wise`` rule.
         Parameters outside the backbone (no ``prefix``) and the output norms
-        get ``num_layers - 1``, i.e. lr scale 1.
+        get ``num_layers - 1``, i.e. lr scale 1 (see
+        :func:`convnext_layer_depth`).
         """
-        max_id = 12 if self.depths[-2] > 9 else 6
-        num_layers = max_id + 2
-        if not param_name.startswith(prefix):
-            return num_layers - 1, num_layers
-        parts = param_name[len(prefix):].split('.')
-        if parts[0] not in ('downsample_layers', 'stages'):
-            return num_layers - 1, num_layers
-        stage = int(parts[1])
-        if self.layer_decay_type == 'stage':
-            return (0 if parts[0] == 'downsample_layers' else stage + 1,
-                    num_layers)
-        if parts[0] == 'downsample_layers':
-            layer_id = (0, 2, 3, max_id)[stage]
-        elif stage < 2:
-            layer_id = stage + 1
-        elif stage == 2:
-            layer_id = 3 + int(parts[2]) // 3
-        else:
-            layer_id = max_id
-        return layer_id, num_layers
-
+        return convnext_layer_depth(self, param_name, prefix, self.layer_decay_type)

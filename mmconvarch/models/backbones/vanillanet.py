@@ -26,10 +26,11 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
-                     resolve_arch)
+from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                     check_input_size, freeze_modules, normalize_out_indices, resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -83,12 +84,16 @@ def _f64(x: torch.Tensor) -> torch.Tensor:
 
 def fuse_bn(weight: torch.Tensor, bias: Optional[torch.Tensor],
             bn: _BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Fold an eval-mode BN into the preceding conv/linear; returns float64
-    CPU tensors (cast back by the caller)."""
-    t = _f64(bn.weight) / (_f64(bn.running_var) + bn.eps).sqrt()
-    bias = torch.zeros_like(t) if bias is None else _f64(bias)
-    weight = _f64(weight) * t.reshape(-1, *([1] * (weight.ndim - 1)))
-    return weight, _f64(bn.bias) + (bias - _f64(bn.running_mean)) * t
+    """Fold an eval-mode BN into the preceding conv/linear (torch's
+    ``fuse_conv_bn_weights``, computed in float64 for exactness); returns
+    float64 CPU tensors (cast back by the caller)."""
+    def f64(x: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        return None if x is None else _f64(x)
+
+    weight, bias = fuse_conv_bn_weights(
+        _f64(weight), f64(bias), _f64(bn.running_mean), _f64(bn.running_var),
+        bn.eps, f64(bn.weight), f64(bn.bias))
+    return weight.detach(), bias.detach()
 
 
 def _param(value: torch.Tensor, like: torch.Tensor) -> nn.Parameter:
@@ -220,7 +225,7 @@ class VanillaBlock(BaseModule):
 
 
 @MODELS.register_module()
-class VanillaNet(OfficialCheckpointMixin, BaseModule):
+class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
     """VanillaNet backbone (`arXiv:2305.12972`), official variants 5-13.
 
     Train form: ``stem1`` (4x4 conv, stride 4, BN) -> leaky_relu(λ) ->
@@ -389,12 +394,8 @@ class VanillaNet(OfficialCheckpointMixin, BaseModule):
         return size
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        min_size = self.min_input_size
-        if min(x.shape[-2:]) < min_size:
-            raise ValueError(
-                f'VanillaNet needs inputs of at least {min_size}x{min_size} '
-                f'pixels (stem and max-pool strides), got '
-                f'{tuple(x.shape[-2:])}.')
+        check_input_size(x, self.min_input_size, 'VanillaNet',
+                         why='stem and max-pool strides')
         if self.deploy:
             x = self.stem(x)
             act_learn = None
@@ -445,19 +446,7 @@ class VanillaNet(OfficialCheckpointMixin, BaseModule):
         if self.frozen_stages <= 0:
             return
         stems = [self.stem] if self.deploy else [self.stem1, self.stem2]
-        for module in stems + list(self.stages[:self.frozen_stages]):
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'VanillaNet':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self
+        freeze_modules(stems + list(self.stages[:self.frozen_stages]))
 
     def get_layer_depth(self, param_name: str,
                         prefix: str = '') -> Tuple[int, int]:

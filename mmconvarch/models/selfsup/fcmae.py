@@ -26,6 +26,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
+from ..backbones._utils import check_input_size
 from ..backbones.convnextv2 import ConvNeXtV2, FP32GRN
 
 __all__ = ['FCMAE', 'MaskedConvNeXtV2', 'FCMAEDecoder', 'FCMAEPretrainHead',
@@ -122,11 +123,7 @@ class MaskedConvNeXtV2(ConvNeXtV2):
         """Encode ``x`` (N, C, H, W); ``mask`` (N, h, w) marks masked
         patches with 1 (official convention), each patch ``H/h`` pixels with
         ``H/h`` a multiple of 32. Returns features of ``out_indices``."""
-        if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(
-                f'MaskedConvNeXtV2 needs inputs of at least '
-                f'{self.min_input_size}x{self.min_input_size} pixels, got '
-                f'{tuple(x.shape[-2:])}.')
+        check_input_size(x, self.min_input_size, 'MaskedConvNeXtV2', why=None)
         if mask is None:
             return self._forward_dense(x)
         keeps = self._stage_keeps(x, mask)

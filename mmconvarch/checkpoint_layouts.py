@@ -1,0 +1,131 @@
+"""The registry of official checkpoint layouts, below models and converters.
+
+Each family's converter (:mod:`mmconvarch.converters`) registers a pure
+function ``convert(state_dict, **opts) -> (state_dict, backbone_cfg)`` here
+with :func:`register_converter`; ``import mmconvarch`` imports the
+converters, so every family is registered before a backbone loads a
+checkpoint. The backbones reach the converters only through this module
+(:func:`convert_official_in_place`, :func:`guess_family`), so ``models``
+never imports ``converters``.
+"""
+import re
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+import torch
+
+StateDict = Dict[str, torch.Tensor]
+CONVERTERS: Dict[str, Callable[..., Tuple[StateDict, dict]]] = {}
+# family -> regex matching a key only the official layout has
+OFFICIAL_MARKERS: Dict[str, 're.Pattern'] = {}
+# family -> (display name, regex matching keys of the family in any layout)
+SIGNATURES: Dict[str, Tuple[str, 're.Pattern']] = {}
+# where official and mmengine checkpoints keep their weights, in that order
+WEIGHT_ENTRIES = ('model', 'state_dict', 'state_dict_ema', 'model_ema')
+
+
+def register_converter(family: str, official_marker: Optional[str] = None,
+                       signature: Optional[str] = None,
+                       name: Optional[str] = None):
+    """Register ``fn(state_dict) -> (state_dict, backbone_cfg)``.
+
+    Args:
+        family: The converter's name (``tools/model_converters/convert.py``).
+        official_marker: A regex matching (``re.match``) a key only the
+            official layout has; with it the family's backbones load official
+            checkpoints directly, see :func:`convert_official_in_place`.
+        signature: A regex found (``re.search``) in the keys of the family's
+            checkpoints, official or ours; names the family of a checkpoint
+            that does not fit a backbone (:func:`guess_family`).
+        name: The family's display name. Defaults to ``family``.
+    """
+    def wrap(fn):
+        CONVERTERS[family] = fn
+        if official_marker:
+            OFFICIAL_MARKERS[family] = re.compile(official_marker)
+        if signature:
+            SIGNATURES[family] = (name or family, re.compile(signature))
+        return fn
+    return wrap
+
+
+def strip_module_prefix(state_dict: dict) -> dict:
+    """The dict with the ``module.`` prefix of (D)DP-wrapped keys removed."""
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state_dict.items()}
+
+
+def diff_keys(expected: dict, given: dict) -> Tuple[list, list, list]:
+    """``(missing, unexpected, misshapen)`` keys of ``given`` against the
+    ``expected`` state dict, in their dicts' order (a non-tensor value
+    counts as misshapen)."""
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    misshapen = [k for k in expected if k in given and (
+        not torch.is_tensor(given[k]) or given[k].shape != expected[k].shape)]
+    return missing, unexpected, misshapen
+
+
+def show_keys(keys: list, limit: int = 6) -> str:
+    """``'<count> [first keys] ...'`` for messages."""
+    return f'{len(keys)} {list(keys[:limit])}{" ..." if len(keys) > limit else ""}'
+
+
+def official_weights(checkpoint: dict) -> dict:
+    """The weights entry of a checkpoint: its ``model``, ``state_dict``,
+    ``state_dict_ema`` or ``model_ema`` dict (the first there; EMA-only
+    official checkpoints keep their weights in the last two), with
+    ``module.`` stripped; else the dict itself."""
+    for key in WEIGHT_ENTRIES:
+        if isinstance(checkpoint.get(key), dict):
+            return strip_module_prefix(checkpoint[key])
+    return checkpoint
+
+
+def convert_official_in_place(state_dict: dict, family: str) -> bool:
+    """Turn an official ``family`` checkpoint (or its ``model`` /
+    ``state_dict_ema`` / ``model_ema`` entry) into our backbone keys, in
+    place.
+
+    Backbones call this from ``_load_from_state_dict`` at the root, so
+    ``init_cfg=dict(type='Pretrained', checkpoint=<official .pth or URL>)``
+    works without a conversion step. A weights entry is unwrapped whatever
+    its layout (so a mismatch is reported on the weights, not on
+    ``'model'``); keys are converted if the family's official marker is
+    found and its converter accepts them. Returns True if anything changed.
+    """
+    inner = official_weights(state_dict)
+    marker = OFFICIAL_MARKERS.get(family)
+    if marker is not None and any(marker.match(k) for k in inner):
+        try:
+            new, _ = CONVERTERS[family](
+                {k: v for k, v in inner.items() if torch.is_tensor(v)})
+        except (KeyError, ValueError):  # not this family's: left for the key check
+            pass
+        else:
+            inner = {k[len('backbone.'):]: v for k, v in new.items()
+                     if k.startswith('backbone.')}
+    if inner is state_dict:
+        return False
+    state_dict.clear()
+    state_dict.update(inner)
+    return True
+
+
+def guess_family(keys: Iterable[str]) -> Optional[str]:
+    """The family whose keys ``keys`` look like, e.g. ``'SLaK (official
+    layout)'``, or None if none of them."""
+    keys = list(keys)
+    counts = {family: sum(bool(sig.search(k)) for k in keys)
+              for family, (_, sig) in SIGNATURES.items()}
+    family = max(counts, key=counts.get, default=None)
+    if family is None or not counts[family]:
+        return None
+    marker = OFFICIAL_MARKERS.get(family)
+    layout = ' (official layout)' if marker and any(
+        marker.match(k) for k in keys) else ''
+    return SIGNATURES[family][0] + layout
+
+
+def known_families() -> str:
+    """The display names of the registered families, comma-separated."""
+    return ', '.join(sorted(name for name, _ in SIGNATURES.values()))
