@@ -3,7 +3,10 @@ import importlib.util
 import os
 import os.path as osp
 import sys
+from contextlib import contextmanager
+from functools import partial
 from typing import Optional
+from unittest import mock
 
 import pytest
 
@@ -65,3 +68,97 @@ def reset_visualizers():
 def fresh_visualizers():
     yield
     reset_visualizers()
+
+
+# --- shared helpers (they import torch when used: lint/packaging tests need none)
+
+@pytest.fixture(scope='module')
+def single_thread():
+    """Tiny tensors: intra-op threads only add sync cost (and on a shared
+    2-core machine, oversubscription makes BN ~10x slower). A module asks for
+    it with ``pytestmark = pytest.mark.usefixtures('single_thread')``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def log_lines():
+    """The messages the current MMLogger emits during the test."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+@contextmanager
+def on_meta():
+    """Build modules on the meta device: real widths, shapes and parameter
+    counts, no memory and no init time. ``torch.linspace`` stays on the CPU:
+    RevCol and SLaK read their drop-path schedule back with ``.tolist()``."""
+    import torch
+    with torch.device('meta'), mock.patch.object(
+            torch, 'linspace', partial(torch.linspace, device='cpu')):
+        yield
+
+
+def num_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def assert_frozen_stages(model, frozen_stages):
+    """After ``model.train()``, stages ``< frozen_stages`` and their
+    downsample layers have no trainable parameters and stay in eval mode;
+    the others train."""
+    model.train()
+    for i, stage in enumerate(model.stages):
+        params = list(stage.parameters()) + list(
+            model.downsample_layers[i].parameters())
+        assert all(p.requires_grad == (i >= frozen_stages) for p in params), i
+        assert stage.training == (i >= frozen_stages), i
+
+
+# --- the official ConvNeXt-family layout (ConvNeXt V2 and SLaK share it) ----
+
+def official_downsample_state_dict(t, dims):
+    """Stem (conv 4x4/4 + LN) and downsample layers (LN + conv 2x2/2) with
+    the official keys; ``t(*shape)`` makes each random tensor."""
+    sd = {'downsample_layers.0.0.weight': t(dims[0], 3, 4, 4),
+          'downsample_layers.0.0.bias': t(dims[0]),
+          'downsample_layers.0.1.weight': 1 + t(dims[0]),
+          'downsample_layers.0.1.bias': t(dims[0])}
+    for i in range(1, 4):
+        sd[f'downsample_layers.{i}.0.weight'] = 1 + t(dims[i - 1])
+        sd[f'downsample_layers.{i}.0.bias'] = t(dims[i - 1])
+        sd[f'downsample_layers.{i}.1.weight'] = t(dims[i], dims[i - 1], 2, 2)
+        sd[f'downsample_layers.{i}.1.bias'] = t(dims[i])
+    return sd
+
+
+def official_ln_cf(sd, x, p):
+    """The official channels-first LayerNorm (eps 1e-6), by hand."""
+    import torch
+    u = x.mean(1, keepdim=True)
+    s = (x - u).pow(2).mean(1, keepdim=True)
+    x = (x - u) / torch.sqrt(s + 1e-6)
+    return sd[p + 'weight'][:, None, None] * x + sd[p + 'bias'][:, None, None]
+
+
+def official_downsample(sd, x, i):
+    """Downsample layer ``i`` of the official forward (0: the stem)."""
+    import torch.nn.functional as F
+    if i == 0:
+        x = F.conv2d(x, sd['downsample_layers.0.0.weight'],
+                     sd['downsample_layers.0.0.bias'], stride=4)
+        return official_ln_cf(sd, x, 'downsample_layers.0.1.')
+    x = official_ln_cf(sd, x, f'downsample_layers.{i}.0.')
+    return F.conv2d(x, sd[f'downsample_layers.{i}.1.weight'],
+                    sd[f'downsample_layers.{i}.1.bias'], stride=2)

@@ -3,7 +3,6 @@ weights_only=True with an allow-list, so a pickle payload never runs; resume
 of real mmengine checkpoints and official-layout files still works; a file
 marked trusted loads unrestricted, saying so."""
 import argparse
-import logging
 import os
 import os.path as osp
 
@@ -11,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.logging import HistoryBuffer, MMLogger
+from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_http
@@ -43,17 +42,6 @@ def save_with_payload(path, marker, via_os_system=False):
     torch.save(dict(state_dict={'weight': torch.ones(2)},
                     meta=dict(payload=Payload(marker, via_os_system))), path)
     return str(path)
-
-
-@pytest.fixture
-def log_lines():
-    logger = MMLogger.get_current_instance()
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 @pytest.fixture(autouse=True)

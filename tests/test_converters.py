@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import official_downsample, official_downsample_state_dict
 from mmconvarch.converters import convert_checkpoint, save_converted
 from mmconvarch.models.backbones import ConvNeXtV2
 
@@ -15,15 +16,7 @@ def official_convnextv2_state_dict(num_classes=10):
     def t(*shape, scale=0.1):
         return torch.randn(*shape, generator=g) * scale
 
-    sd = {'downsample_layers.0.0.weight': t(DIMS[0], 3, 4, 4),
-          'downsample_layers.0.0.bias': t(DIMS[0]),
-          'downsample_layers.0.1.weight': 1 + t(DIMS[0]),
-          'downsample_layers.0.1.bias': t(DIMS[0])}
-    for i in range(1, 4):
-        sd[f'downsample_layers.{i}.0.weight'] = 1 + t(DIMS[i - 1])
-        sd[f'downsample_layers.{i}.0.bias'] = t(DIMS[i - 1])
-        sd[f'downsample_layers.{i}.1.weight'] = t(DIMS[i], DIMS[i - 1], 2, 2)
-        sd[f'downsample_layers.{i}.1.bias'] = t(DIMS[i])
+    sd = official_downsample_state_dict(t, DIMS)
     for s, (depth, c) in enumerate(zip(DEPTHS, DIMS)):
         for b in range(depth):
             p = f'stages.{s}.{b}.'
@@ -42,22 +35,8 @@ def official_convnextv2_state_dict(num_classes=10):
 
 def official_forward(sd, x):
     """The official ConvNeXt V2 forward written from the reference text."""
-    def ln_cf(x, p):
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + 1e-6)
-        return sd[p + 'weight'][:, None, None] * x + sd[p + 'bias'][:, None,
-                                                                    None]
-
     for i in range(4):
-        if i == 0:
-            x = F.conv2d(x, sd['downsample_layers.0.0.weight'],
-                         sd['downsample_layers.0.0.bias'], stride=4)
-            x = ln_cf(x, 'downsample_layers.0.1.')
-        else:
-            x = ln_cf(x, f'downsample_layers.{i}.0.')
-            x = F.conv2d(x, sd[f'downsample_layers.{i}.1.weight'],
-                         sd[f'downsample_layers.{i}.1.bias'], stride=2)
+        x = official_downsample(sd, x, i)
         for b in range(DEPTHS[i]):
             p = f'stages.{i}.{b}.'
             y = F.conv2d(x, sd[p + 'dwconv.weight'], sd[p + 'dwconv.bias'],

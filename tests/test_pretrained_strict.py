@@ -3,13 +3,11 @@
 raises one error naming the family it looks like; EMA-only official
 checkpoints load; ``strict=False`` loads what fits and says what it skipped;
 whole-model loading (load_from, prefix='backbone.') is unchanged."""
-import logging
 import re
 
 import pytest
 import torch
 import torch.nn as nn
-from mmengine.logging import MMLogger
 from mmengine.runner import load_checkpoint
 
 from conftest import REPO  # noqa: F401  (tests/ on sys.path)
@@ -38,17 +36,6 @@ BACKBONES = {
 }
 NAMES = {'revcol': 'RevCol', 'convnextv2': 'ConvNeXt V2', 'slak': 'SLaK',
          'vanillanet': 'VanillaNet'}
-
-
-@pytest.fixture
-def log_lines():
-    logger = MMLogger.get_current_instance()
-    lines = []
-    handler = logging.Handler()
-    handler.emit = lambda record: lines.append(record.getMessage())
-    logger.addHandler(handler)
-    yield lines
-    logger.removeHandler(handler)
 
 
 def pretrained(path, **kwargs):

@@ -1,11 +1,9 @@
 """SLaK backbone: shapes, official sizes, per-axis padding, deploy merge."""
-import os.path as osp
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO
+from conftest import assert_frozen_stages, load_tool, num_params, on_meta
 from mmconvarch.deploy import switch_to_deploy
 from mmconvarch.models.backbones import SLaK
 from mmconvarch.models.backbones.slak import (DecomposedLargeKernelConv,
@@ -13,16 +11,7 @@ from mmconvarch.models.backbones.slak import (DecomposedLargeKernelConv,
 
 TINY = dict(depths=[1, 1, 2, 1], channels=[8, 16, 24, 32])
 SMALL_K = (13, 11, 9, 7, 3)  # the properties below do not depend on size
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add sync cost (and on a shared
-    2-core machine, oversubscription makes BN ~10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def tiny(**kwargs):
@@ -46,10 +35,11 @@ def randomize_bn(model, seed=0):
 
 
 def test_official_widths_and_parameter_count():
-    model = SLaK('tiny')
+    with on_meta():  # real widths, no memory, no init time
+        model = SLaK('tiny')
     assert model.channels == [124, 249, 499, 998]
     assert model.kernel_size == (51, 49, 47, 13, 5)
-    total = sum(p.numel() for p in model.parameters()) + 998 * 1000 + 1000
+    total = num_params(model) + 998 * 1000 + 1000
     # dense SLaK-T classifier: 50.7M; x 0.6 density = the README's 30M
     assert total == 50703838
     assert round(total * 0.6 / 1e6) == 30
@@ -155,7 +145,7 @@ def test_convert_to_deploy_tool(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
 
-    from test_tools import load_tool
+    torch.manual_seed(0)
     cfg_file = tmp_path / 'slak_tiny_cls.py'
     cfg_file.write_text(
         "default_scope = 'mmpretrain'\n"
@@ -186,19 +176,14 @@ def test_convert_to_deploy_tool(tmp_path):
     with torch.no_grad():
         a = model(x, mode='tensor')
         b = deployed(x, mode='tensor')
-    assert (a - b).abs().max() <= 1e-4
-    assert osp.exists(osp.join(REPO, 'tools/deploy/convert_to_deploy.py'))
+    # merged kernels: measured max |diff| 2.7e-7 .. 3.6e-7 (|out| ~ 1.5)
+    torch.testing.assert_close(b, a, atol=2e-6, rtol=0)
 
 
 def test_frozen_stages_and_norm_eval():
     model = tiny(frozen_stages=2, norm_eval=True, out_indices=(0, 1, 2, 3),
                  gap_before_final_norm=False)
-    model.train()
-    for i in range(4):
-        params = list(model.stages[i].parameters()) + list(
-            model.downsample_layers[i].parameters())
-        assert all(p.requires_grad == (i >= 2) for p in params)
-        assert model.stages[i].training == (i >= 2)
+    assert_frozen_stages(model, 2)
     bns = [m for m in model.modules()
            if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
@@ -206,7 +191,8 @@ def test_frozen_stages_and_norm_eval():
 
 
 def test_layer_depth_group_and_stage_rules():
-    t = SLaK('tiny')
+    with on_meta():  # only the depths matter
+        t = SLaK('tiny')
     # ConvNeXt layer_wise rule (official detection, num_layers 6)
     cases = {'downsample_layers.0.0.weight': 0, 'stages.0.2.gamma': 1,
              'downsample_layers.1.1.weight': 2, 'stages.1.0.norm.bias': 2,

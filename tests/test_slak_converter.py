@@ -5,20 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import REPO  # noqa: F401  (tests/ on sys.path)
+from conftest import load_tool, official_downsample, official_downsample_state_dict
 from mmconvarch.converters import convert_checkpoint, save_converted
 from mmconvarch.models.backbones import SLaK
 
 DEPTHS, DIMS = [1, 1, 2, 1], [8, 16, 24, 32]
 KERNELS, N = [13, 11, 9, 7], 3
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def official_slak_state_dict(depths=DEPTHS, dims=DIMS, kernels=KERNELS, n=N,
@@ -37,15 +30,7 @@ def official_slak_state_dict(depths=DEPTHS, dims=DIMS, kernels=KERNELS, n=N,
                 prefix + 'running_var': 1 + t(c).abs(),
                 prefix + 'num_batches_tracked': torch.tensor(7)}
 
-    sd = {'downsample_layers.0.0.weight': t(dims[0], 3, 4, 4),
-          'downsample_layers.0.0.bias': t(dims[0]),
-          'downsample_layers.0.1.weight': 1 + t(dims[0]),
-          'downsample_layers.0.1.bias': t(dims[0])}
-    for i in range(1, 4):
-        sd[f'downsample_layers.{i}.0.weight'] = 1 + t(dims[i - 1])
-        sd[f'downsample_layers.{i}.0.bias'] = t(dims[i - 1])
-        sd[f'downsample_layers.{i}.1.weight'] = t(dims[i], dims[i - 1], 2, 2)
-        sd[f'downsample_layers.{i}.1.bias'] = t(dims[i])
+    sd = official_downsample_state_dict(t, dims)
     for s, (depth, c, k) in enumerate(zip(depths, dims, kernels)):
         for b in range(depth):
             p = f'stages.{s}.{b}.'
@@ -75,13 +60,6 @@ def official_slak_state_dict(depths=DEPTHS, dims=DIMS, kernels=KERNELS, n=N,
 def official_forward(sd, x, kernels=KERNELS, n=N):
     """The official classification forward, written from the reference
     (LN-cf by hand, iGEMM padding (kh//2, kw//2), eval-mode BN)."""
-    def ln_cf(x, p):
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + 1e-6)
-        return sd[p + 'weight'][:, None, None] * x + sd[p + 'bias'][:, None,
-                                                                    None]
-
     def conv_bn(x, p, kh, kw):
         w = sd[p + 'conv.weight']
         y = F.conv2d(x, w, padding=(kh // 2, kw // 2), groups=w.shape[0])
@@ -90,14 +68,7 @@ def official_forward(sd, x, kernels=KERNELS, n=N):
                             sd[p + 'bn.bias'], False, 0., 1e-5)
 
     for i in range(4):
-        if i == 0:
-            x = F.conv2d(x, sd['downsample_layers.0.0.weight'],
-                         sd['downsample_layers.0.0.bias'], stride=4)
-            x = ln_cf(x, 'downsample_layers.0.1.')
-        else:
-            x = ln_cf(x, f'downsample_layers.{i}.0.')
-            x = F.conv2d(x, sd[f'downsample_layers.{i}.1.weight'],
-                         sd[f'downsample_layers.{i}.1.bias'], stride=2)
+        x = official_downsample(sd, x, i)
         k = kernels[i]
         b = 0
         while f'stages.{i}.{b}.gamma' in sd:
@@ -198,7 +169,6 @@ def test_other_families_are_refused():
 
 
 def test_convert_cli(tmp_path):
-    from test_tools import load_tool
     src, dst = tmp_path / 'SLaK_tiny.pth', tmp_path / 'converted.pth'
     torch.save(dict(model=official_slak_state_dict()), src)
     load_tool('tools/model_converters/convert.py').main(

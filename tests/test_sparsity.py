@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmengine.optim import OptimWrapper
 
+from conftest import load_tool
 from mmconvarch.models.backbones import SLaK
 from mmconvarch.sparsity import (SparseMasking,
                                  compress_tensor, cosine_prune_rate,
@@ -15,16 +16,7 @@ from mmconvarch.sparsity import (SparseMasking,
                                  snip_scores, sparse_export, sparse_load)
 
 TINY = dict(depths=[1, 1, 2, 1], channels=[8, 16, 24, 32])
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add sync cost (and on a shared
-    2-core machine, oversubscription makes BN ~10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 class Net(nn.Module):
@@ -522,7 +514,6 @@ def test_sparse_export_roundtrip_and_size(tmp_path):
 
 
 def test_sparse_export_tool(tmp_path, capsys):
-    from test_tools import load_tool
     torch.manual_seed(0)
     net = Net()
     SparseMasking(net, density=0.4, sparse_init='uniform').init_masks()

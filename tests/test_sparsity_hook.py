@@ -18,16 +18,7 @@ from test_sparsity import CPUAmpOptimWrapper
 
 CONFIG = osp.join(REPO, 'configs/slak/slak_t_in1k.py')
 EPOCHS, ITERS_PER_EPOCH, FREQ = 4, 4, 3  # 8 images, batch 2
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: intra-op threads only add sync cost (and on a shared
-    2-core machine, oversubscription makes BN ~10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 class KillAfterEpoch(Hook):

@@ -40,12 +40,7 @@ randomness = dict(seed=0)
 """
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convs: avoid contention on shared CPUs
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')  # tiny convs
 
 
 def test_schedule_values():
