@@ -75,6 +75,16 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         torch.manual_seed(100 + rank)  # drop-path masks differ per rank
         loss_of(ddp(x), LOCAL_BATCH).backward()
         results['revcol'][key] = grads(model)
+    # DDP's gradient-as-bucket-view, and post-accumulate hooks under DDP
+    model = revcol(0., save_memory=True)
+    calls = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(
+                lambda p, name=name: calls.update({name: calls.get(name, 0) + 1}))
+    ddp = DDP(model, gradient_as_bucket_view=True)
+    loss_of(ddp(x), LOCAL_BATCH).backward()
+    results['bucket_view'] = dict(grads=grads(model), calls=calls)
 
     for path in SMALL_BACKBONES:
         model = backbone_from_config(path)
@@ -105,19 +115,35 @@ def ranks(tmp_path_factory):
     return [torch.load(tmp / f'rank{r}.pth') for r in range(WORLD)]
 
 
+def single_process_grads() -> dict:
+    reference = revcol(0., save_memory=False)
+    loss_of(reference(global_batch()), WORLD * LOCAL_BATCH).backward()
+    return grads(reference)
+
+
 def test_revcol_reversible_ddp_matches_single_process(ranks):
     """save_memory=True under DDP (2 ranks x 2 images, drop path 0) gives the
     gradients of one process on the 4-image batch, plain backward. Drop path
     is off here because its per-sample masks come from each rank's RNG and
     cannot be reproduced by one process on the concatenated batch."""
-    reference = revcol(0., save_memory=False)
-    loss_of(reference(global_batch()), WORLD * LOCAL_BATCH).backward()
-    expected = grads(reference)
+    expected = single_process_grads()
     for r in ranks:
         got = r['revcol'][0., True, False]
         assert got.keys() == expected.keys()
         for name in expected:
             assert rel(got[name], expected[name]) <= 1e-5, name
+
+
+def test_revcol_reversible_ddp_bucket_view_and_hooks(ranks):
+    """The same with gradient_as_bucket_view=True (.grad are views into DDP's
+    buckets); every parameter's post-accumulate-grad hook fired once."""
+    expected = single_process_grads()
+    for r in ranks:
+        got = r['bucket_view']
+        assert got['calls'] == {name: 1 for name in expected}
+        assert got['grads'].keys() == expected.keys()
+        for name in expected:
+            assert rel(got['grads'][name], expected[name]) <= 1e-5, name
 
 
 @pytest.mark.parametrize('find_unused', [False, True])
@@ -159,7 +185,7 @@ def test_cpu_launch_turns_syncbn_and_nccl_into_bn_and_gloo(path):
     """tools/train.py --launcher pytorch|slurm without a GPU: SyncBN becomes
     per-process BN, nccl becomes gloo and DDP gets device_ids=None (a GPU
     machine, or --launcher none, keeps the config as it is)."""
-    from mmconvarch.utils.launch import load_config
+    from launch_utils import load_config
 
     def load(launcher):
         args = argparse.Namespace(config=osp.join(REPO, path), launcher=launcher,

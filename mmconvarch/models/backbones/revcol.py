@@ -21,8 +21,8 @@ from mmpretrain.models.utils import LayerNorm2d
 
 from mmconvarch.models.layers import reversible_columns
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, normalize_out_indices,
-                     resolve_arch)
+from ._utils import (OfficialCheckpointMixin, check_frozen_stages, check_input_size,
+                     normalize_out_indices, resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -127,15 +127,15 @@ class RevColColumn(nn.Module):
             ups += (self.num_levels - 1, )
         return ups
 
+    def level_module(self, level: int) -> nn.Module:
+        return getattr(self, f'level{level}')
+
     def level_forward(self, level: int, down: torch.Tensor,
                       ups: Sequence[torch.Tensor]) -> torch.Tensor:
-        return getattr(self, f'level{level}')(down, ups)
+        return self.level_module(level)(down, ups)
 
     def alpha(self, level: int) -> nn.Parameter:
         return getattr(self, f'alpha{level}')
-
-    def level_parameters(self, level: int) -> List[nn.Parameter]:
-        return list(getattr(self, f'level{level}').parameters())
     # -----------------------------------------------------------------------
 
     @torch.no_grad()
@@ -187,8 +187,14 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
         frozen_stages (int): Freeze the stem and levels ``< frozen_stages``
             of every column (their alphas too); 0 or -1 freezes nothing.
         init_cfg (dict | list, optional): Initialisation config. An
-            official RevCol checkpoint (file or URL) loads directly with
+            official RevCol checkpoint (file or URL, its ``model`` or EMA
+            weights) loads directly with
             ``dict(type='Pretrained', checkpoint=...)``.
+            Any Pretrained load (also with ``prefix='backbone.'``) is
+            strict: every key but the output norms ``norm{i}`` must be in the
+            checkpoint, else one ValueError names the family it looks like;
+            add ``strict=False`` to that dict for a partial load (see
+            ``OfficialCheckpointMixin``).
     """
 
     official_family = 'revcol'
@@ -293,11 +299,7 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
                         ) -> List[Optional[List[torch.Tensor]]]:
         """Levels of the columns in ``returned`` (``[column][level]``; None
         for the others, which the reversible path never keeps)."""
-        if min(x.shape[-2:]) < self.min_input_size:
-            raise ValueError(
-                f'RevCol needs inputs of at least {self.min_input_size}x'
-                f'{self.min_input_size} pixels (total stride 32), got '
-                f'{tuple(x.shape[-2:])}.')
+        check_input_size(x, self.min_input_size, 'RevCol')
         x = self.stem(x)
         for column in self.columns:
             column.clamp_alphas(self.alpha_min)

@@ -5,12 +5,31 @@ Column ``i`` maps ``(x, c[i-1][0..L-1]) -> c[i][0..L-1]`` level by level::
     c[i][l] = alpha_i[l] * c[i-1][l] + F_il(c[i][l-1] or x, c[i-1][ups(l)])
 
 where ``ups(l)`` are higher levels of the previous column (l+1, and also the
-top level for RevCol-H level 0). One autograd function runs all columns and
-stores only ``x`` and the last column's levels. Its backward walks the columns
-last to first and, in each, the levels top-down: recompute ``F_il``,
-back-propagate through it, and reconstruct the previous column
-``c[i-1][l] = (c[i][l] - F_il(...)) / alpha_i[l]``. Activation memory is thus
-that of one level, whatever the number of columns.
+top level for RevCol-H level 0). Every level is one autograd node
+(:class:`ReversibleLevelFunction`) that stores only its RNG state (and ``x``
+at level 0); a last node (:class:`ReversibleColumnsFunction`) hands out the
+requested columns and stores the last column's levels. In the backward,
+autograd runs the level nodes column by column from the last one, top-down in
+each column, and each node recomputes ``F_il``, back-propagates through it
+and reconstructs ``c[i-1][l] = (c[i][l] - F_il(...)) / alpha_i[l]`` for the
+nodes after it. Activation memory is thus that of one level, whatever the
+number of columns.
+
+Gradients follow autograd's own contract: each node returns the gradients of
+its inputs (features, ``alpha_i[l]`` and the level's parameters), so each
+parameter's AccumulateGrad runs once, right after its level. Post-accumulate
+hooks, DDP's reducer (also with ``gradient_as_bucket_view``), sharded
+optimizers and ``torch.autograd.grad`` thus see ordinary gradients, and at
+most one level's parameter gradients are held outside ``.grad``, as with the
+plain backward.
+
+Why the order is right: a node runs after all the nodes that read its output
+``c[i][l]``: ``(i, l+1)``, ``(i+1, l)`` and ``(i+1, l-1)`` (through ``ups``).
+Those reconstruct what it reads, ``c[i][l]`` and ``c[i][l-1]``, and
+``c[i-1][ups(l)]`` comes from the nodes above it in its column. This needs
+``l in ups(l-1)`` (true of RevCol). A zero-size token that requires grad is an
+input of every node, so that frozen levels, which must still reconstruct their
+states, are in the graph too.
 
 Exactness: the inverse map is expansive (1/alpha and the fusion's Jacobian),
 so fp32 rounding errors would grow by a constant factor per column and swamp
@@ -19,25 +38,19 @@ carried in float64 (only ever L maps of one or two columns); the levels see
 its cast to the dtype the plain forward would have (``out`` promoted with
 alpha; under autocast fp32 after the first column), and the
 float64 reconstruction is exact enough that the recomputed casts are
-bit-identical. Drop-path RNG and the autocast state are replayed. Parameter
-gradients are accumulated into ``.grad`` level by level (as officially), so
-they are never held twice. They are computed with ``torch.autograd.grad``,
-which does not run the parameters' AccumulateGrad nodes: those run once, in
-the outer backward (the parameters are inputs of the function, which returns
-None for them), so DDP's gradient hooks fire once per parameter, after
-``.grad`` is complete, and DDP's unused-parameter search sees the parameters
-in the graph. (A nested ``backward`` would fire them a second time: DDP
-fails with "marked ready twice".)
+bit-identical. Drop-path RNG and the autocast state are replayed.
 
-A column module provides ``num_levels``, ``up_sources(l)``,
-``level_forward(l, down, ups)``, ``alpha(l)`` (a non-zero parameter) and
-``level_parameters(l)`` (without alpha); see
+A column module provides ``num_levels``, ``up_sources(l)``, ``alpha(l)`` (a
+non-zero parameter) and ``level_module(l)``, the module computing
+``F_il(down, ups)`` (without alpha); see
 :class:`mmconvarch.models.backbones.revcol.RevColColumn`.
 """
-from typing import List, Optional, Sequence, Tuple
+import contextlib
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from torch.autograd.function import once_differentiable
 
 _AUTOCAST_DEVICES = ('cuda', 'cpu')
 STATE_DTYPE = torch.float64
@@ -60,148 +73,146 @@ def _set_rng_state(state, cuda_devices: Sequence[int]) -> None:
         torch.cuda.set_rng_state(s, d)
 
 
-def column_parameters(column: nn.Module) -> List[nn.Parameter]:
-    return [p for p in column.parameters() if p.requires_grad]
+class _Tape:
+    """What the nodes of one call share: the columns, the float64 states
+    ``(column, level) -> c`` not yet consumed, the level dtypes and the
+    forward's autocast state."""
+
+    def __init__(self, columns: Sequence[nn.Module], x: torch.Tensor) -> None:
+        self.columns = list(columns)
+        self.states: Dict[Tuple[int, int], torch.Tensor] = {}
+        self.dtypes: Dict[Tuple[int, int], torch.dtype] = {}
+        self.autocast = _autocast_state()
+        self.cuda_devices = [x.device.index] if x.is_cuda else []
+
+    def state(self, key: Tuple[int, int], pop: bool = False) -> torch.Tensor:
+        if key not in self.states:
+            raise RuntimeError(
+                f'Reversible backward: the state of column {key[0]} level {key[1]} '
+                'was not reconstructed (level l must read level l+1 of the '
+                'previous column, as in RevCol).')
+        return self.states.pop(key) if pop else self.states[key]
+
+    def cast(self, key: Tuple[int, int], requires_grad: bool) -> torch.Tensor:
+        """The state as the level read it in the forward."""
+        t = self.state(key).to(self.dtypes[key]).detach()
+        return t.requires_grad_(requires_grad)
+
+    @contextlib.contextmanager
+    def replay(self, rng):
+        """Grad mode, the forward's autocast state and RNG state ``rng``
+        (the caller's RNG state is restored on exit)."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.enable_grad())
+            stack.enter_context(torch.random.fork_rng(devices=self.cuda_devices))
+            for d, on, dt in self.autocast:
+                stack.enter_context(torch.autocast(d, dtype=dt, enabled=on))
+            _set_rng_state(rng, self.cuda_devices)
+            yield
 
 
-class ReversibleColumnsFunction(torch.autograd.Function):
-    """``apply(columns, returned, x, *params)`` -> the levels of the columns
-    whose indices are in ``returned`` (sorted), flattened.
+class ReversibleLevelFunction(torch.autograd.Function):
+    """``apply(tape, i, level, names, token, down, prev, alpha, *ups, *params)``
+    -> ``c[i][level]`` in the dtype the plain forward would give it.
 
-    ``params`` are ``column_parameters(c)`` of every column; they are inputs
-    so that the outputs require grad when ``x`` does not (frozen stem) and
-    their AccumulateGrad nodes (DDP's hooks) run once after this backward.
-    Their gradients are accumulated into ``.grad`` in the backward, not
-    returned.
+    ``down`` is ``x`` or ``c[i][level-1]``; ``prev, alpha`` are
+    ``c[i-1][level], alpha_i[level]`` (None in the first column); ``ups`` the
+    previous column's ``up_sources(level)``; ``params`` the level module's
+    trainable parameters, named ``names``. All are cast levels, never the
+    float64 states (those are in the tape).
     """
 
     @staticmethod
-    def forward(ctx, columns: Sequence[nn.Module], returned: Tuple[int, ...],
-                x: torch.Tensor, *params: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        ctx.columns, ctx.returned = columns, returned
-        ctx.num_params = len(params)
+    def forward(ctx, tape: _Tape, i: int, level: int, names: Tuple[str, ...],
+                token: Optional[torch.Tensor], down: torch.Tensor,
+                prev: Optional[torch.Tensor], alpha: Optional[torch.Tensor],
+                *rest: torch.Tensor) -> torch.Tensor:
+        column = tape.columns[i]
+        num_ups = len(column.up_sources(level))
+        ctx.tape, ctx.key, ctx.names = tape, (i, level), names
+        ctx.alpha, ctx.params = alpha, rest[num_ups:]
         ctx.set_materialize_grads(False)  # unused outputs: None, not zeros
-        ctx.autocast = _autocast_state()
-        ctx.cuda_devices = [x.device.index] if x.is_cuda else []
-        ctx.rng_states, ctx.dtypes = [], []
-        outputs: List[torch.Tensor] = []
-        state: List[torch.Tensor] = []
-        with torch.no_grad():
-            for i, column in enumerate(columns):
-                rng, new_state, new_cast, dtypes, down = [], [], [], [], x
-                for level in range(column.num_levels):
-                    rng.append(_rng_state(ctx.cuda_devices))
-                    ups = [state[k].to(ctx.dtypes[-1][k]) for k in column.up_sources(level)]
-                    out = column.level_forward(level, down, ups)
-                    s, dtype = out.to(STATE_DTYPE), out.dtype
-                    if state:
-                        alpha = column.alpha(level)
-                        s = s + alpha.to(STATE_DTYPE) * state[level]
-                        dtype = torch.promote_types(dtype, alpha.dtype)
-                    new_state.append(s)
-                    down = s.to(dtype)
-                    new_cast.append(down)
-                    dtypes.append(dtype)
-                ctx.rng_states.append(rng)
-                ctx.dtypes.append(dtypes)
-                if i in returned:
-                    outputs.extend(new_cast)
-                state = new_state
-        ctx.save_for_backward(x, *state)
-        return tuple(outputs)
+        ctx.rng = _rng_state(tape.cuda_devices)
+        if level == 0:
+            ctx.save_for_backward(down)  # x
+        out = column.level_module(level)(down, list(rest[:num_ups]))
+        state, dtype = out.to(STATE_DTYPE), out.dtype
+        if prev is not None:
+            state = state + alpha.to(STATE_DTYPE) * tape.states.pop((i - 1, level))
+            dtype = torch.promote_types(dtype, alpha.dtype)
+        tape.states[i, level], tape.dtypes[i, level] = state, dtype
+        return state.to(dtype)
 
     @staticmethod
-    def backward(ctx, *grad_outputs: Optional[torch.Tensor]):
-        columns, returned = ctx.columns, ctx.returned
-        x, *state = ctx.saved_tensors
-        external = {}
-        offset = 0
-        for i in returned:
-            external[i] = grad_outputs[offset:offset + columns[i].num_levels]
-            offset += columns[i].num_levels
-        grad_x = torch.zeros_like(x)
-        carry: List[Optional[torch.Tensor]] = [None] * len(state)
-        with torch.enable_grad(), torch.random.fork_rng(
-                devices=ctx.cuda_devices, enabled=True):
-            autocasts = [torch.autocast(d, dtype=dt, enabled=on)
-                         for d, on, dt in ctx.autocast]
-            for ac in autocasts:
-                ac.__enter__()
-            try:
-                for i in reversed(range(len(columns))):
-                    ext = external.get(i, (None, ) * len(state))
-                    grads = [_add(g, c) for g, c in zip(ext, carry)]
-                    state, carry, g_x = _column_backward(
-                        columns[i], x, state, grads, ctx.rng_states[i],
-                        ctx.cuda_devices, ctx.dtypes[i], ctx.dtypes[i - 1] if i else None)
-                    if g_x is not None:
-                        grad_x += g_x
-            finally:
-                for ac in reversed(autocasts):
-                    ac.__exit__(None, None, None)
-        return (None, None, grad_x) + (None, ) * ctx.num_params
-
-
-def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-    if a is None:
-        return b
-    return a if b is None else a + b
-
-
-def _accumulate_grad(param: torch.Tensor, grad: Optional[torch.Tensor]) -> None:
-    """Into ``param.grad``, as AccumulateGrad would (its node then runs in the
-    outer backward with no gradient, and DDP's hook reads ``.grad``)."""
-    if grad is None:
-        return
-    if param.grad is None:
-        param.grad = grad
-    else:
-        param.grad += grad
-
-
-def _column_backward(column, x, state, grads, rng_states, cuda_devices, dtypes, prev_dtypes):
-    """Back-propagate one column; return (previous column's state, grads
-    w.r.t. it, grad w.r.t. x). ``grads[l]`` may be None (no gradient);
-    ``dtypes``/``prev_dtypes`` are the forward's level dtypes of this and the
-    previous column (None for the first column)."""
-    first = prev_dtypes is None
-    num_levels = column.num_levels
-    prev: List[Optional[torch.Tensor]] = [None] * num_levels
-    grad_prev: List[Optional[torch.Tensor]] = [None] * num_levels
-    grads = list(grads)
-    grad_x = None
-    for level in reversed(range(num_levels)):
-        _set_rng_state(rng_states[level], cuda_devices)
-        down = (x if level == 0 else state[level - 1].to(dtypes[level - 1])).detach()
-        down.requires_grad_(True)
-        up_idx = [] if first else list(column.up_sources(level))
-        ups = [prev[k].to(prev_dtypes[k]).requires_grad_(True) for k in up_idx]
-        g = grads[level]
-        out = column.level_forward(level, down, ups)
-        if g is not None:
-            params = [p for p in column.level_parameters(level) if p.requires_grad]
-            g_down, *g_rest = torch.autograd.grad(out, [down, *ups, *params], g,
-                                                  allow_unused=True)
+    @once_differentiable
+    def backward(ctx, grad: Optional[torch.Tensor]):
+        tape, (i, level) = ctx.tape, ctx.key
+        column = tape.columns[i]
+        up_idx = column.up_sources(level)
+        needs = ctx.needs_input_grad
+        need_down, need_prev, need_alpha = needs[5:8]
+        need_ups, need_params = needs[8:8 + len(up_idx)], needs[8 + len(up_idx):]
+        nones = (None, ) * len(needs)
+        state = tape.state((i, level), pop=True)  # this node is its last reader
+        if grad is None and i == 0:
+            return nones
+        with tape.replay(ctx.rng):
             if level == 0:
-                grad_x = g_down
+                down = ctx.saved_tensors[0].detach().requires_grad_(need_down)
             else:
-                grads[level - 1] = _add(grads[level - 1], g_down)
-            for k, g_up in zip(up_idx, g_rest):
-                grad_prev[k] = _add(grad_prev[k], g_up)
-            for p, g_p in zip(params, g_rest[len(ups):]):
-                _accumulate_grad(p, g_p)
-        if first:
-            continue
-        alpha = column.alpha(level)
-        with torch.no_grad():  # invert c = alpha * c_prev + out
-            prev[level] = (state[level] - out.detach().to(STATE_DTYPE)) / alpha.to(STATE_DTYPE)
-        if g is not None:
-            if alpha.requires_grad:  # d(alpha * c_prev) / d alpha, into .grad
-                _accumulate_grad(alpha, torch.autograd.grad(
-                    alpha * prev[level].to(g.dtype), alpha, g)[0])
-            with torch.no_grad():
-                grad_prev[level] = _add(grad_prev[level], g * alpha.to(g.dtype))
-    return prev, grad_prev, grad_x
+                down = tape.cast((i, level - 1), need_down)
+            ups = [tape.cast((i - 1, k), n) for k, n in zip(up_idx, need_ups)]
+            # detached aliases: the inner grad must not run the parameters'
+            # hooks (their AccumulateGrad does, once, with what we return)
+            params = [p.detach().requires_grad_(n) for p, n in zip(ctx.params, need_params)]
+            out = torch.func.functional_call(column.level_module(level),
+                                             dict(zip(ctx.names, params)), (down, ups))
+            prev = alpha = None
+            if i > 0:
+                alpha = ctx.alpha.detach().requires_grad_(need_alpha)
+                with torch.no_grad():  # invert c = alpha * c_prev + out
+                    prev = (state - out.detach().to(STATE_DTYPE)) / alpha.to(STATE_DTYPE)
+                tape.states[i - 1, level] = prev
+            if grad is None:
+                return nones
+            inputs = [down, *ups, *params]
+            wanted = [t for t in inputs if t.requires_grad]
+            found = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True)
+                         if wanted else ())
+            g_in = [next(found) if t.requires_grad else None for t in inputs]
+            g_alpha = g_prev = None
+            if need_alpha:  # d(alpha * c_prev) / d alpha
+                g_alpha = torch.autograd.grad(alpha * prev.to(grad.dtype), alpha, grad)[0]
+        if need_prev:
+            g_prev = grad * alpha.to(grad.dtype)
+        return (None, ) * 5 + (g_in[0], g_prev, g_alpha, *g_in[1:])
+
+
+class ReversibleColumnsFunction(torch.autograd.Function):
+    """``apply(tape, num_last, *last, *returned)`` -> copies of ``returned``.
+
+    The last node of a call: ``last`` (the last column's levels) are inputs
+    so that every level node runs whichever outputs the loss uses. It stores
+    the last column's float64 states, from which the backward starts. Copies,
+    because inputs returned as they are would be views that cannot be
+    modified in place.
+    """
+
+    @staticmethod
+    def forward(ctx, tape: _Tape, num_last: int, *tensors: torch.Tensor):
+        ctx.tape, ctx.num_last = tape, num_last
+        ctx.set_materialize_grads(False)
+        i = len(tape.columns) - 1
+        ctx.save_for_backward(*[tape.states.pop((i, level)) for level in range(num_last)])
+        return tuple(t.clone() for t in tensors[num_last:])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grads: Optional[torch.Tensor]):
+        i = len(ctx.tape.columns) - 1
+        for level, state in enumerate(ctx.saved_tensors):
+            ctx.tape.states[i, level] = state
+        return (None, None) + (None, ) * ctx.num_last + grads
 
 
 def reversible_columns(columns: Sequence[nn.Module], x: torch.Tensor,
@@ -214,8 +225,26 @@ def reversible_columns(columns: Sequence[nn.Module], x: torch.Tensor,
     """
     n = len(columns)
     returned = tuple(sorted({i % n for i in returned}))
-    params = [p for c in columns for p in column_parameters(c)]
-    flat = ReversibleColumnsFunction.apply(list(columns), returned, x, *params)
+    tape = _Tape(columns, x)
+    trainable = x.requires_grad or any(
+        p.requires_grad for c in columns for p in c.parameters())
+    token = torch.empty(0, device=x.device, requires_grad=True) if trainable else None
+    levels: List[torch.Tensor] = []
+    kept: List[torch.Tensor] = []
+    for i, column in enumerate(columns):
+        prev, levels, down = levels, [], x
+        for level in range(column.num_levels):
+            ups = [prev[k] for k in column.up_sources(level)]
+            named = [(n, p) for n, p in column.level_module(level).named_parameters()
+                     if p.requires_grad]
+            shortcut = (prev[level], column.alpha(level)) if prev else (None, None)
+            down = ReversibleLevelFunction.apply(
+                tape, i, level, tuple(n for n, _ in named), token, down, *shortcut, *ups,
+                *(p for _, p in named))
+            levels.append(down)
+        if i in returned:
+            kept.extend(levels)
+    flat = ReversibleColumnsFunction.apply(tape, len(levels), *levels, *kept)
     result: List[Optional[List[torch.Tensor]]] = [None] * n
     start = 0
     for i in returned:
