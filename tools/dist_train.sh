@@ -5,23 +5,6 @@
 # CPU processes with the gloo backend). Multi-node: run the same command on
 # every node with the same NNODES, MASTER_ADDR (node 0's address) and PORT,
 # and NODE_RANK=0..NNODES-1. See README "Multi-node".
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-PYTHON=${PYTHON:-python}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-
-# `python -m torch.distributed.run` is torchrun, run by the same interpreter
-PYTHONPATH="$ROOT":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes=$NNODES \
-    --node_rank=$NODE_RANK \
-    --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$GPUS \
-    --master_port=$PORT \
-    "$ROOT/tools/train.py" \
-    $CONFIG \
+# (the torchrun call itself is tools/misc/torchrun_tool.sh, shared with dist_test.sh)
+exec bash "$(dirname "$0")/misc/torchrun_tool.sh" tools/train.py "$2" "$1" \
     --launcher pytorch "${@:3}"

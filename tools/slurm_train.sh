@@ -8,35 +8,6 @@
 # (mmengine, from SLURM_NODELIST); set MASTER_PORT (default 29500) when jobs
 # share a node.
 # PYTHON picks the interpreter (default: python on PATH). See README.
-set -x
-
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-WORK_DIR=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-PYTHON=${PYTHON:-python}
-PY_ARGS=${@:5}
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-
-if [ "$GPUS_PER_NODE" -gt 0 ]; then
-    GRES="--gres=gpu:${GPUS_PER_NODE}"
-    TASKS_PER_NODE=${TASKS_PER_NODE:-$GPUS_PER_NODE}
-else
-    GRES=""
-    TASKS_PER_NODE=${TASKS_PER_NODE:-$GPUS}
-fi
-
-PYTHONPATH="$ROOT":$PYTHONPATH \
-srun -p ${PARTITION} \
-    --job-name=${JOB_NAME} \
-    ${GRES} \
-    --ntasks=${GPUS} \
-    --ntasks-per-node=${TASKS_PER_NODE} \
-    --cpus-per-task=${CPUS_PER_TASK} \
-    --kill-on-bad-exit=1 \
-    ${SRUN_ARGS} \
-    "$PYTHON" -u "$ROOT/tools/train.py" ${CONFIG} --work-dir=${WORK_DIR} --launcher="slurm" ${PY_ARGS}
+# (mmdet's interface; the srun call itself is tools/misc/srun_tool.sh, shared with slurm_test.sh)
+exec bash "$(dirname "$0")/misc/srun_tool.sh" "$1" "$2" tools/train.py "$3" --work-dir="$4" \
+    --launcher=slurm "${@:5}"
