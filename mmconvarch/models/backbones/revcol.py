@@ -138,22 +138,31 @@ class RevColColumn(nn.Module):
         return getattr(self, f'alpha{level}')
     # -----------------------------------------------------------------------
 
+    def clamped_alpha(self, level: int, min_abs: float) -> torch.Tensor:
+        """``alpha{level}`` with |alpha| >= min_abs, sign kept (0 counts as
+        +): a new tensor, the parameter is not written (a traced / exported
+        graph has no in-place parameter write). Values are exact (a Where,
+        not ``a + (c - a)``); an alpha already in range is passed through
+        with its gradient."""
+        a = self.alpha(level)
+        bound = torch.where(a >= 0, min_abs, -min_abs).to(a.dtype)
+        return torch.where(a.abs() >= min_abs, a, bound)
+
     @torch.no_grad()
     def clamp_alphas(self, min_abs: float) -> None:
-        """|alpha| >= min_abs, sign kept (0 counts as +), as officially."""
+        """Project the parameters in place (|alpha| >= min_abs, sign kept),
+        as officially; only the training / reversible path calls it."""
         for level in range(self.num_levels):
-            a = self.alpha(level)
-            sign = torch.where(a >= 0, 1., -1.).to(a.dtype)
-            a.copy_(sign * a.abs().clamp(min=min_abs))
+            self.alpha(level).copy_(self.clamped_alpha(level, min_abs))
 
-    def forward(self, x: torch.Tensor,
-                c_prev: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor, c_prev: Sequence[torch.Tensor],
+                alpha_min: float = 1e-3) -> List[torch.Tensor]:
         c_new, down = [], x
         for level in range(self.num_levels):
             ups = [c_prev[k] for k in self.up_sources(level)]
             out = self.level_forward(level, down, ups)
             if c_prev:
-                out = out + self.alpha(level) * c_prev[level]
+                out = out + self.clamped_alpha(level, alpha_min) * c_prev[level]
             c_new.append(out)
             down = out
         return c_new
@@ -301,15 +310,22 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
         for the others, which the reversible path never keeps)."""
         check_input_size(x, self.min_input_size, 'RevCol')
         x = self.stem(x)
-        for column in self.columns:
-            column.clamp_alphas(self.alpha_min)
-        if self.save_memory and torch.is_grad_enabled():
+        reversible = self.save_memory and torch.is_grad_enabled()
+        if self.training or reversible:
+            # training keeps the official in-place projection (the optimizer
+            # steps from clamped alphas; the reversible backward divides by
+            # the parameter itself). Other forwards (eval without the
+            # reversible backward: export, inference) never write
+            # parameters: the columns clamp functionally (clamped_alpha).
+            for column in self.columns:
+                column.clamp_alphas(self.alpha_min)
+        if reversible:
             self._check_reversible()
             return reversible_columns(self.columns, x, returned)
         keep = {i % self.num_columns for i in returned}
         features, c = [], []
         for i, column in enumerate(self.columns):
-            c = column(x, c)
+            c = column(x, c, self.alpha_min)
             features.append(c if i in keep else None)
         return features
 
