@@ -1,3 +1,4 @@
+import gc
 import glob
 import importlib.util
 import os
@@ -68,6 +69,7 @@ def reset_visualizers():
 def fresh_visualizers():
     yield
     reset_visualizers()
+    gc.collect()  # Runners hold whole models in reference cycles: free them before the next test
 
 
 # --- shared helpers (they import torch when used: lint/packaging tests need none)
