@@ -16,6 +16,7 @@ see a prune/regrow event. AMP falls back to fp32 on a CPU, as tools/train.py doe
 import copy
 import fnmatch
 import os.path as osp
+import shutil
 
 import pytest
 import torch
@@ -244,8 +245,17 @@ def _train(cfg, stop_at):
     return runner, probe
 
 
+@pytest.fixture
+def work_root(tmp_path):
+    """The run's folder, removed afterwards: two checkpoints of a full-size detector with its
+    optimizer state and EMA take GBs, and pytest keeps tmp_path for the whole session."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.mark.parametrize('config', CONFIGS, ids=CONFIG_IDS)
-def test_config_wiring(config, sample_root, tmp_path):
+def test_config_wiring(config, sample_root, work_root):
+    tmp_path = work_root
     expect = promise_for(config)
     cfg = wiring_cfg(config, sample_root, str(tmp_path / 'work'))
     pretrained = _local_pretrained(cfg, str(tmp_path / 'pretrained.pth'))
