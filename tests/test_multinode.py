@@ -294,7 +294,7 @@ def test_slurm_master_addr_from_multinode_nodelist(scontrol, request, tmp_path,
     first host of SLURM_NODELIST and MASTER_PORT from the env (else 29500)."""
     from unittest import mock
 
-    from mmconvarch.utils import launch
+    import launch_utils as launch
     if scontrol == 'real':
         request.getfixturevalue('local_slurm')  # a readable slurm.conf
     else:
