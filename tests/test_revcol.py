@@ -4,23 +4,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import num_params, on_meta
+from conftest import load_tool, num_params, on_meta
 from mmconvarch.models.backbones import RevCol
 
 SMALL = dict(channels=[16, 32, 64, 128], layers=[1, 1, 2, 1], num_columns=4)
 
 
-def trained_like(model: RevCol, seed: int = 0) -> RevCol:
-    """Give alphas and layer scales trained-like magnitudes, so the levels
-    contribute (at init they are 1e-6) and the inversion is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if 'alpha' in name:
-                p.copy_(torch.rand(p.shape, generator=g) * 0.8 + 0.3)
-            elif name.endswith('gamma'):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model
+# alphas and layer scales at trained-like magnitudes (test_distributed.py takes it from here)
+trained_like = load_tool('tools/analysis/benchmark_revcol_memory.py').trained_like
 
 
 def run(model, x, seed=1, amp_dtype=None):

@@ -21,6 +21,20 @@ import torch
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
+def trained_like(model, seed: int = 0):
+    """Give RevCol's alphas and layer scales trained-like magnitudes, so the levels contribute
+    (at init they are 1e-6) and the reversible inversion is really exercised (the GPU check
+    and tests/test_revcol.py use it too)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if 'alpha' in name:
+                p.copy_(torch.rand(p.shape, generator=g) * 0.8 + 0.3)
+            elif name.endswith('gamma'):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--columns', type=int, nargs='+', default=[4, 8, 16])

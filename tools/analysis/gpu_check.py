@@ -539,20 +539,6 @@ def section_amp(ctx, sec) -> None:
 # ---------------------------------------------------------------- 2. revcol
 
 
-def _trained_like(model, seed: int = 0):
-    """Alphas and layer scales at trained-like magnitudes (at init the levels contribute
-    ~1e-6), so the reversible inversion is really exercised (as tests/test_revcol.py)."""
-    import torch
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if 'alpha' in name:
-                p.copy_(torch.rand(p.shape, generator=g) * 0.8 + 0.3)
-            elif name.endswith('gamma'):
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model
-
-
 def _revcol_run(model, x, amp_dtype=None, scale: float = 1.):
     import torch
     model.zero_grad(set_to_none=True)
@@ -577,7 +563,8 @@ def _revcol_pair(arch, columns, device):
     torch.manual_seed(0)
     layout = dict(RevCol.arch_zoo[arch]) if isinstance(arch, str) else dict(arch)
     layout['num_columns'] = columns
-    plain = _trained_like(RevCol(layout, drop_path_rate=0.3)).to(device).train()
+    trained_like = load_tool('tools/analysis/benchmark_revcol_memory.py').trained_like
+    plain = trained_like(RevCol(layout, drop_path_rate=0.3)).to(device).train()
     rev = copy.deepcopy(plain)
     rev.save_memory = True
     return plain, rev
