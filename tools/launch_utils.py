@@ -129,18 +129,22 @@ def check_datasets_exist(cfg: Config, config_path: str, splits: Sequence[str]) -
                 'generated sample set with --sample-data.')
 
 
-def _pretrained_urls(node) -> List[str]:
-    urls = []
+def _dicts_in(node):
+    """Every dict in a config tree (dicts, lists, tuples), outermost first."""
     if isinstance(node, dict):
-        checkpoint = node.get('checkpoint')
-        if isinstance(checkpoint, str) and '://' in checkpoint:
-            urls.append(checkpoint)
-        for value in node.values():
-            urls += _pretrained_urls(value)
+        yield node
+        children = node.values()
     elif isinstance(node, (list, tuple)):
-        for value in node:
-            urls += _pretrained_urls(value)
-    return urls
+        children = node
+    else:
+        return
+    for child in children:
+        yield from _dicts_in(child)
+
+
+def _pretrained_urls(node) -> List[str]:
+    return [d['checkpoint'] for d in _dicts_in(node)
+            if isinstance(d.get('checkpoint'), str) and '://' in d['checkpoint']]
 
 
 @contextmanager
@@ -189,15 +193,10 @@ _SYNC_BN = ('SyncBN', 'MMSyncBN', 'mmcv.SyncBN', 'mmcv.MMSyncBN')
 def _sync_bn_to_bn(node) -> int:
     """Turn every norm config of type SyncBN/MMSyncBN under node into BN."""
     count = 0
-    if isinstance(node, dict):
-        if node.get('type') in _SYNC_BN:
-            node['type'] = 'BN'
+    for d in _dicts_in(node):
+        if d.get('type') in _SYNC_BN:
+            d['type'] = 'BN'
             count += 1
-        for value in node.values():
-            count += _sync_bn_to_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += _sync_bn_to_bn(value)
     return count
 
 
