@@ -21,3 +21,7 @@ optim_wrapper = dict(
             'query_feat': dict(decay_mult=0.0),
             'level_embed': dict(decay_mult=0.0),
         }))
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -21,3 +21,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.7),
     optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999),
                    weight_decay=0.05))
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -55,3 +55,7 @@ default_hooks = dict(
 # different masks (and crops) on every rank
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=4096)
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -20,3 +20,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=1.0, custom_keys={'.alpha': dict(decay_mult=0.)}),
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
     loss_scale='dynamic')
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

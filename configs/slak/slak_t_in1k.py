@@ -36,3 +36,7 @@ custom_hooks = [
          prune_rate=0.5, update_frequency=2000, growth_mode='random',
          prune_mode='magnitude'),
 ]
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

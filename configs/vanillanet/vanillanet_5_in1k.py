@@ -69,3 +69,7 @@ custom_hooks = [
     dict(type='mmconvarch.ActivationAnnealHook', decay_epochs=100,
          schedule='linear'),
 ]
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

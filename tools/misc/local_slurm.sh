@@ -37,8 +37,8 @@ die() { log "error: $*"; exit 1; }
 
 pid_alive() {  # pid file -> 0 if its process runs (a zombie does not)
     local pid
-    [ -s "$1" ] || return 1
-    pid=$(cat "$1")
+    # no pid file: not running (a daemon that stops removes its own, maybe just now)
+    pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] || return 1
     kill -0 "$pid" 2>/dev/null && ! grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status"
 }
 
@@ -186,6 +186,10 @@ stop() {
     log 'stopped'
 }
 
+# sourced (tools/misc/netns_cluster.sh reuses the functions above): no action
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+    return 0
+fi
 export SLURM_CONF=$CONF
 case "$ACTION" in
     start) start ;;
