@@ -203,3 +203,27 @@ def test_reversible_fp16_with_loss_scaling():
     assert dtypes['rev'] == dtypes['plain']
     assert grads['rev'].keys() == grads['plain'].keys()
     assert max(rel(grads['rev'][n], grads['plain'][n]) for n in grads['plain']) < 1e-2
+
+
+def test_cpu_peak_sees_allocations_of_a_nested_backward():
+    """The RevCol memory benchmark's CPU peak counts what a custom Function's
+    backward allocates through a nested autograd call (the official
+    ReverseFunction's pattern), which torch.profiler's live bytes miss."""
+    bench = load_tool('tools/analysis/benchmark_revcol_memory.py')
+    size = 32 * 2**20  # bytes of one float32 tensor made inside the backward
+
+    class Nested(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            return t.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            with torch.enable_grad():
+                w = torch.ones(size // 4, requires_grad=True)
+                torch.autograd.backward((w * 2).sum())
+            return grad
+
+    t = torch.zeros(1, requires_grad=True)
+    peak = bench.malloc_peak_bytes(lambda: Nested.apply(t).sum().backward())
+    assert size <= peak < 4 * size

@@ -288,3 +288,30 @@ def test_layer_decay_constructor_uses_slak_rules():
         pytest.approx(0.7**4)
     assert lrs['neck.weight'] == (pytest.approx(1.0), 0.05)
     assert lrs['backbone.stages.0.0.gamma'][1] == 0  # no decay on 1-D
+
+
+def test_memory_format_changes_layout_not_values():
+    """SLaK in channels_last (default) and NCHW: same outputs and gradients."""
+    torch.manual_seed(0)
+    model = tiny(out_indices=(0, 3), kernel_size=(13, 11, 9, 7, 3))
+    nchw = tiny(out_indices=(0, 3), kernel_size=(13, 11, 9, 7, 3), memory_format='contiguous')
+    nchw.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    outs, ref = model(x), nchw(x)
+    for out, r in zip(outs, ref):
+        torch.testing.assert_close(out, r, rtol=1e-5, atol=1e-5)
+    sum(o.square().sum() for o in outs).backward()
+    sum(r.square().sum() for r in ref).backward()
+    for (name, p), q in zip(model.named_parameters(), nchw.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match='memory_format must be one of'):
+        tiny(memory_format='NHWC')
+
+
+def test_benchmark_script_compares_memory_formats(capsys):
+    """tools/analysis/benchmark_slak.py runs end to end (no timing asserted)."""
+    tool = load_tool('tools/analysis/benchmark_slak.py')
+    tool.main(['--channels', '8', '--size', '16', '--batch', '2', '--model-size', '32',
+               '--repeat', '1', '--skip-hook'])
+    out = capsys.readouterr().out
+    assert 'channels_last (default)' in out and 'NCHW' in out

@@ -333,4 +333,34 @@ def test_benchmark_script_counts_official_flops():
     assert row['train_flops'] > row['deploy_flops']
     # measured 1.2e-7 .. 1.6e-7 (8 input seeds, |logit| ~ 0.25: 4-5 fp32 ulps)
     assert row['max_diff'] < 5e-7
-    assert 'deploy' in tool.report([row], 224, [1], 'cpu')
+    assert {'train_bs1', 'deploy_bs1', 'deploy_nchw_bs1'} <= set(row)
+    text = tool.report([row], 224, [1], 'cpu', peak_flops=1e11)
+    assert 'deploy NCHW' in text and 'of the matmul peak' in text
+
+
+@pytest.mark.parametrize('deploy', [False, True])
+def test_memory_format_changes_layout_not_values(deploy):
+    """channels_last (the default) and NCHW give the same outputs (train form
+    with gradients, and the fused form); outputs are NCHW-contiguous either way."""
+    torch.manual_seed(0)
+    model = VanillaNet(scaled('5'), out_indices=(0, 2))
+    if deploy:
+        model.eval()
+        switch_to_deploy(model)
+    nchw = VanillaNet(scaled('5'), out_indices=(0, 2), deploy=deploy,
+                      memory_format='contiguous')
+    nchw.load_state_dict(model.state_dict())
+    nchw.train(model.training)
+    assert model.memory_format is torch.channels_last
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    outs, ref = model(x), nchw(x)
+    for out, r in zip(outs, ref):
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, r, rtol=1e-5, atol=1e-5)  # BN outputs ~1: fp32 ulps
+    if not deploy:
+        grad = torch.autograd.grad(sum(o.sum() for o in outs), x)[0]
+        grad_ref = torch.autograd.grad(sum(r.sum() for r in ref), x)[0]
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"memory_format must be one of \['channels_last', "
+                       r"'contiguous'\], got 'nhwc'"):
+        VanillaNet(scaled('5'), memory_format='nhwc')

@@ -7,7 +7,10 @@
    (51x5 + 5x51 + 5x5 depthwise branches with BN, SLaK-T stage 0 at 224px
    by default) vs a dense 51x51 depthwise conv (the merged deploy form) and,
    for scale, a 7x7 ConvNeXt depthwise conv.
-2. SparseRegrowHook overhead per optimizer step on full SLaK-T (+1000-way
+2. SLaK-T (51/49/47/13, width 1.3) + 1000-way head forward+backward in
+   channels_last (the default ``memory_format``) vs NCHW, interleaved
+   (``--model-size``, default 128 px, batch ``--batch``).
+3. SparseRegrowHook overhead per optimizer step on full SLaK-T (+1000-way
    head, AdamW): mask re-application after every step and the prune/regrow
    event amortised over the official update frequencies, vs the optimizer
    step and a forward+backward at a small input.
@@ -101,7 +104,7 @@ def bench_hook(args) -> None:
     hook.before_train(runner)
     engine = hook.engine
     numel = sum(p.numel() for p in model.parameters())
-    print(f'\n# 2. SparseRegrowHook on SLaK-T + head ({numel / 1e6:.1f}M '
+    print(f'\n# 3. SparseRegrowHook on SLaK-T + head ({numel / 1e6:.1f}M '
           f'params, {len(engine.masks)} masked tensors, density '
           f'{engine.total_density():.3f}), AdamW, {args.device}')
 
@@ -132,6 +135,45 @@ def bench_hook(args) -> None:
               f'({(fb + opt_step) * 1e3:.0f} ms)')
 
 
+def bench_memory_format(args) -> None:
+    from mmconvarch.models.backbones import SLaK
+    torch.manual_seed(0)
+    models = {}
+    for fmt in ('channels_last', 'contiguous'):
+        backbone = SLaK('tiny', memory_format=fmt).to(args.device).train()
+        models[fmt] = nn.Sequential(backbone, _Last(),
+                                    nn.Linear(backbone.channels[-1], 1000)).to(args.device)
+    models['contiguous'].load_state_dict(models['channels_last'].state_dict())
+    x = torch.randn(args.batch, 3, args.model_size, args.model_size, device=args.device)
+
+    def fwd_bwd(model):
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    best = {name: float('inf') for name in models}
+    for name, model in models.items():  # warm-up
+        fwd_bwd(model)
+    for i in range(args.repeat):
+        for name in (list(models) if i % 2 == 0 else list(models)[::-1]):
+            t = time.perf_counter()
+            fwd_bwd(models[name])
+            best[name] = min(best[name], time.perf_counter() - t)
+    cl, nchw = best['channels_last'], best['contiguous']
+    print(f'\n# 2. SLaK-T + head forward+backward, {args.batch}x3x{args.model_size}^2, '
+          f'{args.device}')
+    print(f'channels_last (default) {cl:8.3f} s')
+    print(f'NCHW                    {nchw:8.3f} s  -> channels_last {nchw / cl:.2f}x faster')
+
+
+class _Last(nn.Module):
+    """The backbone's last output (a pooled vector)."""
+
+    def forward(self, outs):
+        return outs[-1]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--channels', type=int, default=124)
@@ -141,11 +183,16 @@ def main(argv=None) -> None:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch intra-op threads (default: torch\'s)')
+    parser.add_argument('--model-size', type=int, default=128,
+                        help='input size of the whole-model comparison')
+    parser.add_argument('--skip-model', action='store_true')
     parser.add_argument('--skip-hook', action='store_true')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     bench_kernels(args)
+    if not args.skip_model:
+        bench_memory_format(args)
     if not args.skip_hook:
         bench_hook(args)
 

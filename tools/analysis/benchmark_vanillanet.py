@@ -1,6 +1,8 @@
 """Train form vs deploy form of VanillaNet classifiers, measured in one run:
-forward latency at batch 1 and batch 32 (printed as train/deploy ratios;
-the two forms are timed interleaved so a shared machine's load hits both),
+forward latency at batch 1 and batch 32 of the train form, the deploy form
+(channels_last, the default) and the deploy form in NCHW (timed interleaved
+so a shared machine's load hits all three), the deploy form's GFLOP/s
+against the machine's fp32 matmul peak,
 parameters and FLOPs (``mmengine.analysis``; FLOPs count multiply-adds, as
 the official table does).
 
@@ -14,7 +16,6 @@ difference between the two is printed as a check.
 import argparse
 import copy
 import os.path as osp
-import statistics
 import sys
 import time
 
@@ -51,11 +52,10 @@ def build(arch: str, num_classes: int = 1000) -> Classifier:
     return model.eval()
 
 
-def paired_latency(train: nn.Module, deploy: nn.Module, x: torch.Tensor,
-                   warmup: int, repeats: int):
-    """Interleaved timing (train, deploy, deploy, train, ...) so both forms
-    see the same background load on a shared machine. Returns the fastest
-    seconds per forward of each form and the median per-pair ratio."""
+def interleaved_latency(models: dict, x: torch.Tensor, warmup: int,
+                        repeats: int) -> dict:
+    """Fastest seconds per forward of each model, timed interleaved (the
+    order rotates each round) so that a shared machine's load hits all."""
     def timed(model):
         if x.device.type == 'cuda':
             torch.cuda.synchronize()
@@ -65,19 +65,32 @@ def paired_latency(train: nn.Module, deploy: nn.Module, x: torch.Tensor,
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    times = dict(train=[], deploy=[])
+    names = list(models)
+    times = {name: [] for name in names}
     with torch.no_grad():
         for _ in range(warmup):
-            timed(train), timed(deploy)
+            for name in names:
+                timed(models[name])
         for i in range(repeats):
-            order = ('train', 'deploy') if i % 2 == 0 else ('deploy',
-                                                            'train')
-            for form in order:
-                times[form].append(timed(train if form == 'train' else
-                                         deploy))
-    ratios = [t / d for t, d in zip(times['train'], times['deploy'])]
-    return min(times['train']), min(times['deploy']), \
-        statistics.median(ratios)
+            for name in names[i % len(names):] + names[:i % len(names)]:
+                times[name].append(timed(models[name]))
+    return {name: min(t) for name, t in times.items()}
+
+
+def matmul_peak_flops(device: str, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an fp32 n x n matmul: the machine's practical peak."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float('inf')
+    for _ in range(repeats + 1):
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if a.is_cuda:
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
 
 
 def complexity(model: nn.Module, size: int, device: str):
@@ -98,6 +111,8 @@ def run(archs, size, batch_sizes, device, repeats_bs1, repeats_big):
         deploy = copy.deepcopy(train)
         switch_to_deploy(deploy)
         fuse_s = time.perf_counter() - start
+        deploy_nchw = copy.deepcopy(deploy)  # the same weights, NCHW maps
+        deploy_nchw.backbone.memory_format = torch.contiguous_format
         x1 = torch.randn(1, 3, size, size, device=device)
         with torch.no_grad():
             diff = (train(x1) - deploy(x1)).abs().max().item()
@@ -108,19 +123,23 @@ def run(archs, size, batch_sizes, device, repeats_bs1, repeats_big):
         for bs in batch_sizes:
             x = torch.randn(bs, 3, size, size, device=device)
             small = bs == 1
-            row[f'train_bs{bs}'], row[f'deploy_bs{bs}'], \
-                row[f'ratio_bs{bs}'] = paired_latency(
-                    train, deploy, x, warmup=2 if small else 0,
-                    repeats=repeats_bs1 if small else repeats_big)
+            fastest = interleaved_latency(
+                dict(train=train, deploy=deploy, deploy_nchw=deploy_nchw), x,
+                warmup=2 if small else 1,
+                repeats=repeats_bs1 if small else repeats_big)
+            for form, seconds in fastest.items():
+                row[f'{form}_bs{bs}'] = seconds
         rows.append(row)
         del train, deploy
     return rows
 
 
-def report(rows, size, batch_sizes, device) -> str:
-    lines = [f'VanillaNet train form vs deploy form, {size}x{size}, '
-             f'{device} ({torch.get_num_threads()} threads); fastest of the '
-             'interleaved forwards, and the median ratio of the pairs']
+def report(rows, size, batch_sizes, device, peak_flops=None) -> str:
+    lines = [f'VanillaNet train form vs deploy form (channels_last, the default) vs '
+             f'deploy in NCHW, {size}x{size}, {device} ({torch.get_num_threads()} '
+             'threads); fastest of the interleaved forwards']
+    if peak_flops:
+        lines.append(f'fp32 2048^3 matmul peak: {peak_flops / 1e9:.1f} GFLOP/s')
     for r in rows:
         lines.append(
             f'vanillanet_{r["arch"]}: params {r["train_params"] / 1e6:.2f}M '
@@ -130,10 +149,16 @@ def report(rows, size, batch_sizes, device) -> str:
             f'max |logit diff| {r["max_diff"]:.1e}')
         for bs in batch_sizes:
             t, d = r[f'train_bs{bs}'], r[f'deploy_bs{bs}']
-            lines.append(f'  batch {bs:>3}: train {t * 1e3:9.1f} ms, deploy '
-                         f'{d * 1e3:9.1f} ms -> deploy {t / d:.2f}x faster '
-                         f'(pairs: {r[f"ratio_bs{bs}"]:.2f}x; '
-                         f'{d * 1e3 / bs:.1f} ms/img)')
+            n = r[f'deploy_nchw_bs{bs}']
+            achieved = 2 * r['deploy_flops'] * bs / d  # FLOPs = 2 x MACs
+            line = (f'  batch {bs:>3}: train {t * 1e3:9.1f} ms, deploy '
+                    f'{d * 1e3:9.1f} ms ({t / d:.2f}x faster; '
+                    f'{d * 1e3 / bs:.1f} ms/img), deploy NCHW {n * 1e3:9.1f} ms '
+                    f'(channels_last {n / d:.2f}x faster); deploy '
+                    f'{achieved / 1e9:.1f} GFLOP/s')
+            if peak_flops:
+                line += f' = {achieved / peak_flops:.0%} of the matmul peak'
+            lines.append(line)
     return '\n'.join(lines)
 
 
@@ -156,7 +181,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     rows = run(args.archs, args.size, args.batch_sizes, args.device,
                args.repeats, args.repeats_big)
-    print(report(rows, args.size, args.batch_sizes, args.device))
+    print(report(rows, args.size, args.batch_sizes, args.device,
+                 matmul_peak_flops(args.device)))
 
 
 if __name__ == '__main__':

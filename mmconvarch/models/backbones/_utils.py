@@ -34,6 +34,18 @@ def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
                     f'got {type(arch).__name__}.')
 
 
+MEMORY_FORMATS = {'channels_last': torch.channels_last,
+                  'contiguous': torch.contiguous_format}
+
+
+def resolve_memory_format(memory_format: str, family: str) -> torch.memory_format:
+    """The torch memory format of a backbone's ``memory_format`` argument."""
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(f'{family} memory_format must be one of '
+                         f'{sorted(MEMORY_FORMATS)}, got {memory_format!r}.')
+    return MEMORY_FORMATS[memory_format]
+
+
 def normalize_out_indices(out_indices: Union[int, Sequence[int]],
                           num_stages: int, family: str) -> Tuple[int, ...]:
     """Turn ``out_indices`` into sorted non-negative stage indices.

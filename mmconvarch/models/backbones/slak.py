@@ -28,7 +28,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from mmconvarch.registry import MODELS
 from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
                      check_input_size, convnext_layer_depth, freeze_modules,
-                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm)
+                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm,
+                     resolve_memory_format)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -287,6 +288,13 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             ``'group'`` (the official detection ``layer_wise`` ConvNeXt rule,
             6 or 12 groups) or ``'stage'`` (the official segmentation
             ``stage_wise`` rule). Defaults to ``'group'``.
+        memory_format (str): Layout of each stage's maps: ``'channels_last'``
+            (default) or ``'contiguous'`` (NCHW, as official). The LNs
+            between stages hand over channels-last-strided maps anyway;
+            converting the input and each stage's input makes the layout one
+            decision. On a CPU, oneDNN's depthwise conv backward is several
+            times faster on channels_last for the long KxN kernels
+            (``tools/analysis/benchmark_slak.py`` prints both).
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02) for
             every Conv2d and Linear, as the official ``_init_weights``. An
             official classification checkpoint (its ``model`` or EMA
@@ -327,6 +335,7 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  use_igemm: Optional[bool] = None,
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
+                 memory_format: str = 'channels_last',
                  init_cfg: Optional[Union[dict, List[dict]]] = [
                      dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
                           std=.02, bias=0.),
@@ -357,6 +366,7 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         self.gap_before_final_norm = resolve_gap_before_final_norm(
             gap_before_final_norm, self.out_indices)
         self.layer_decay_type = layer_decay_type
+        self.memory_format = resolve_memory_format(memory_format, 'SLaK')
         self.deploy = deploy
 
         self.downsample_layers = nn.ModuleList()
@@ -403,7 +413,8 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         check_input_size(x, self.min_input_size, 'SLaK')
         outs = []
         for i in range(self.num_stages):
-            x = self.stages[i](self.downsample_layers[i](x))
+            x = self.downsample_layers[i](x.contiguous(memory_format=self.memory_format))
+            x = self.stages[i](x.contiguous(memory_format=self.memory_format))
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}')
                 if self.gap_before_final_norm:
