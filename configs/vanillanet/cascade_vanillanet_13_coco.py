@@ -5,10 +5,8 @@
 # grouping (stage i -> i // 2 + 1, 6 groups) are the official VanillaNet-13
 # Mask R-CNN values (object_detection/configs/vanillanet). The backbone
 # starts from the finished (λ = 1) state with no annealing, as the official
-# detection code does; the KD-pretrained act_num=4 weights come from
-#   python tools/model_converters/convert.py vanillanet \
-#       vanillanet_13_act_num_4_kd_pretrain.pth <checkpoint_file> --ema
-# (official release 'ckpt', model_ema as the official detection code loads).
+# detection code does; weights: the official KD-pretrained act_num=4 release, loaded in place
+# (see _base_/vanillanet_13.py for its EMA weights).
 _base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
           '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/vanillanet_13.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
@@ -25,3 +23,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.6),
     optimizer=dict(type='AdamW', lr=1.3e-4, betas=(0.9, 0.999),
                    weight_decay=0.05))
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

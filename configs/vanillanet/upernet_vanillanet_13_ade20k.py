@@ -6,7 +6,8 @@
 # segmentation code; backbone settings (act_num 4, outputs 0/1/8/10, SyncBN)
 # follow its detection backbone. The backbone starts from the finished
 # (λ = 1) state with no annealing, as the official detection code does;
-# weights: see cascade_vanillanet_13_coco.py for the converter command.
+# weights: the official KD-pretrained act_num=4 release (see
+# _base_/vanillanet_13.py).
 _base_ = ['../_base_/upernet_ade20k.py', './_base_/vanillanet_13.py']
 checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 

@@ -1,0 +1,33 @@
+# ConvNeXt V2-B ImageNet-1k fine-tuning (from FCMAE weights), 224px (84.9 top-1 officially).
+# Recipe: official ConvNeXt-V2 TRAINING.md for Base: 100 epochs, 20 warm-up, batch 1024, AdamW
+# blr 6.25e-4 (lr = 6.25e-4 * 1024/256 = 2.5e-3), wd 0.05, drop path 0.1, layer decay 0.6 over
+# 12 groups ("group"), mixup 0.8 / cutmix 1.0, label smoothing 0.1, random erasing 0.25, EMA, AMP.
+# mmpretrain's ConvNeXt V2-B config (the same recipe) provides the data pipeline and the schedule
+# shape (inherited), as convnextv2_t_in1k.py does with the Tiny one.
+_base_ = ['mmpretrain::convnext_v2/convnext-v2-base_32xb32_in1k.py']
+custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
+# FCMAE-pretrained encoder weights (official pt_only file, converted by mmpretrain)
+fcmae_checkpoint = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-base_3rdparty-fcmae_in1k_20230104-8a798eaf.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='mmconvarch.ConvNeXtV2',
+        arch='base',
+        drop_path_rate=0.1,
+        layer_decay_type='group',
+        init_cfg=dict(type='Pretrained', checkpoint=fcmae_checkpoint,
+                      prefix='backbone.')),
+    head=dict(loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1)))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.6),
+    optimizer=dict(type='AdamW', lr=2.5e-3, betas=(0.9, 0.999),
+                   weight_decay=0.05, eps=1e-8))
+
+# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
+# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+env_cfg = dict(dist_cfg=dict(timeout=600))

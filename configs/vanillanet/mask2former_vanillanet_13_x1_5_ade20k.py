@@ -1,0 +1,12 @@
+# Mask2Former (mmdet heads inside mmseg), VanillaNet-13-1.5x (act_num 3), ADE20K 512x512, 160k.
+# No official number (the official repo has no segmentation code): the recipe of
+# mask2former_vanillanet_13_ade20k.py (mmseg's Mask2Former Swin-T inherited: AdamW lr 1e-4 wd 0.05,
+# grad clip 0.01, backbone at 0.1x lr, no weight decay on norms, biases and queries; λ = 1
+# throughout) with the 1.5x widths and act_num 3 of the released 1.5x weights (see
+# _base_/vanillanet_13_x1_5.py).
+_base_ = ['../_base_/mask2former_ade20k.py', './_base_/vanillanet_13_x1_5.py']
+checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
+
+model = dict(
+    backbone=dict(_base_.backbone, _delete_=True),
+    decode_head=dict(in_channels=_base_.backbone_channels))
