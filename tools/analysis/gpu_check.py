@@ -925,7 +925,7 @@ def section_vanillanet(ctx, sec) -> None:
                 m = copy.deepcopy(resnet).to(dtype=dtype, memory_format=mf)
                 x = torch.randn(1, 3, S['size'], S['size'], device=dev, dtype=dtype
                                 ).contiguous(memory_format=mf)
-                t, _, _ = bench.paired_latency(m, m, x, S['warmup'], S['repeats'])
+                t = bench.interleaved_latency(dict(m=m), x, S['warmup'], S['repeats'])['m']
                 resnet_ms[(dname, layout)] = t * 1e3
         del resnet
         for i, arch in enumerate(S['archs']):
@@ -947,9 +947,13 @@ def section_vanillanet(ctx, sec) -> None:
                 for layout, mf in layouts.items():
                     tm = copy.deepcopy(train).to(dtype=dtype, memory_format=mf)
                     dm = copy.deepcopy(deploy).to(dtype=dtype, memory_format=mf)
+                    tm.backbone.memory_format = dm.backbone.memory_format = mf  # the layout run
                     x = torch.randn(1, 3, S['size'], S['size'], device=dev, dtype=dtype
                                     ).contiguous(memory_format=mf)
-                    t, d, ratio = bench.paired_latency(tm, dm, x, S['warmup'], S['repeats'])
+                    fastest = bench.interleaved_latency(dict(train=tm, deploy=dm), x,
+                                                        S['warmup'], S['repeats'])
+                    t, d = fastest['train'], fastest['deploy']
+                    ratio = t / d
                     row = dict(arch=label, dtype=dname, layout=layout,
                                train_ms=round(t * 1e3, 3), deploy_ms=round(d * 1e3, 3),
                                train_over_deploy=round(ratio, 2),
