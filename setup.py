@@ -1,4 +1,35 @@
+import os.path as osp
+import shutil
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+HERE = osp.dirname(osp.abspath(__file__))
+# What OpenMMLab packages ship under <package>/.mim: mim (search/train/test) and
+# mmconvarch.model_zoo find the configs, tools and model index there once installed.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+class BuildPyWithMim(build_py):
+    """build_py that also copies MIM_FILES into mmconvarch/.mim of the build (so into
+    wheels and non-editable installs). Editable installs run from the checkout, whose
+    root already has them."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        mim = osp.join(self.build_lib, 'mmconvarch', '.mim')
+        for name in MIM_FILES:
+            src, dst = osp.join(HERE, name), osp.join(mim, name)
+            if osp.isdir(dst):
+                shutil.rmtree(dst)
+            if osp.isdir(src):
+                shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                    '__pycache__', '*.pyc'))
+            elif osp.isfile(src):
+                self.mkpath(mim)
+                shutil.copyfile(src, dst)
 
 
 def read_requirements(path: str) -> list:
@@ -26,4 +57,5 @@ setup(
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require=extras,
     license='Apache-2.0',
+    cmdclass=dict(build_py=BuildPyWithMim),
 )
