@@ -64,6 +64,13 @@ def test_dense_backbone_export_has_named_levels(tmp_path, capsys):
     assert '(1, 512, 2, 2)' in lines[-2]  # feat3: stride 32
 
 
+def test_cascade_config_exports_backbone_and_fpn(tmp_path, capsys):
+    # what replaces the full detector (mmdeploy cannot export it: tools/deploy/mmdeploy_export.py)
+    model, lines = export(tmp_path, capsys, 'configs/convnextv2/cascade_convnextv2_t_coco.py')
+    assert io_names(model) == (['input'], [f'neck{i}' for i in range(5)])
+    assert '(1, 256, 16, 16)' in lines[-6] and '(1, 256, 1, 1)' in lines[-2]  # strides 4..64
+
+
 def test_vanillanet_deploy_dynamic_batch(tmp_path, capsys):
     model, lines = export(tmp_path, capsys, 'configs/vanillanet/vanillanet_5_in1k.py',
                           '--deploy', '--dynamic-batch')
@@ -174,3 +181,75 @@ def test_revcol_eval_forward_leaves_parameters_and_clamps_functionally():
     with torch.no_grad():
         for a, b in zip(out, model(x)):
             assert torch.equal(a, b)
+
+
+# --- mmdeploy end-to-end segmentor export (optional dependency) -------------
+mmdeploy_export = load_tool('tools/deploy/mmdeploy_export.py', 'mmdeploy_export')
+ATTO_UPERNET = ['model.backbone.arch=atto', 'model.decode_head.in_channels=[40,80,160,320]',
+                'model.decode_head.channels=32', 'model.auxiliary_head.in_channels=160',
+                'model.auxiliary_head.channels=32']
+
+
+def test_mmdeploy_upernet_end_to_end_matches_pytorch(tmp_path, capsys):
+    pytest.importorskip('mmdeploy', reason='optional: pip install -r requirements/deploy.txt')
+    rc = mmdeploy_export.main([
+        osp.join(REPO, 'configs/convnextv2/upernet_convnextv2_t_ade20k.py'),
+        '--work-dir', str(tmp_path), '--shape', '192', '192', '--verify',
+        '--cfg-options', *ATTO_UPERNET])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0, lines[-4:]
+    assert lines[-2] == 'vs PyTorch (mmseg, no rewrites):'  # the model itself, last
+    assert lines[-1].endswith('(labels agree 100.0000%)'), lines[-1]
+    model = onnx.load(str(tmp_path / 'end2end.onnx'))
+    assert model.opset_import[0].version == mmdeploy_export.OPSET
+    assert io_names(model) == (['input'], ['output'])
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 1, 192, 192]  # the label map
+
+
+def test_mmdeploy_export_refuses_a_shape_its_pool_rewrite_gets_wrong(tmp_path):
+    with pytest.raises(SystemExit, match='multiples of 192'):
+        mmdeploy_export.main([osp.join(REPO, 'configs/convnextv2/upernet_convnextv2_t_ade20k.py'),
+                              '--work-dir', str(tmp_path), '--shape', '512', '512'])
+
+
+def test_mmdeploy_export_refuses_cascade_with_the_reason(tmp_path):
+    with pytest.raises(SystemExit, match='reg_class_agnostic.*_cast_Long.*--part neck'):
+        mmdeploy_export.main([osp.join(REPO, 'configs/revcol/cascade_revcol_t_coco.py'),
+                              '--work-dir', str(tmp_path)])
+
+
+# --- tools/analysis/benchmark_onnxruntime.py --------------------------------
+benchmark_ort = load_tool('tools/analysis/benchmark_onnxruntime.py', 'benchmark_onnxruntime')
+ROW = re.compile(r'^\| (\S+) \| (\w+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (\S+) \|$')
+
+
+def test_benchmark_table_times_the_deploy_form_at_each_batch(capsys):
+    assert benchmark_ort.main(['--configs', 'configs/vanillanet/vanillanet_5_in1k.py',
+                               '--size', '32', '--batch-sizes', '1', '2', '--warmup', '0',
+                               '--repeats', '1', '--threads', '1']) == 0
+    rows = [ROW.match(line) for line in capsys.readouterr().out.splitlines()]
+    rows = [m.groups() for m in rows if m]
+    assert len(rows) == 4  # printed as measured, then in the table
+    for name, form, batch, torch_ms, ort_ms, ratio, diff in rows[2:]:
+        assert (name, form) == ('vanillanet_5_in1k', 'deploy')
+        assert float(torch_ms) > 0 and float(ort_ms) > 0 and float(ratio) > 0
+        assert float(diff) <= 1e-4
+    assert [r[2] for r in rows[2:]] == ['1', '2']
+
+
+def test_benchmark_rejects_bad_repeats():
+    with pytest.raises(SystemExit):
+        benchmark_ort.parse_args(['--repeats', '0'])
+
+
+def test_fp16_probe_grn_runs_in_fp32_on_cpu_and_overflow_is_flagged(tmp_path):
+    rows = benchmark_ort.fp16_probe(str(tmp_path), shapes=((8, 8), ), scales=(1., 1e4, 1e5))
+    grn = {r['scale']: r for r in rows if r['op'] == 'GRN'}
+    norm = {r['scale']: r for r in rows if r['op'] == 'LayerNorm'}
+    assert grn[1.]['finite'] and grn[1.]['diff'] < 1e-2
+    # GRN's L2 norm 1e4 * sqrt(8 * 8) = 8e4 and inputs ~1e5 are beyond fp16 (65504), yet
+    # GRN stays finite and as close: onnxruntime-CPU runs its ops in fp32
+    assert grn[1e4]['finite'] and grn[1e5]['finite'] and grn[1e5]['diff'] < 1e-2
+    # LayerNormalization has an fp16 CPU kernel: its fp16 input overflows
+    assert norm[1.]['finite'] and not norm[1e5]['finite']

@@ -231,12 +231,17 @@ def export(module: nn.Module, example: torch.Tensor, out: str, names: List[str],
     program.save(out, external_data=big)
 
 
-def run_onnx(path: str, x: torch.Tensor) -> List:
+def ort_session(path: str):
+    """An onnxruntime CPU session with as many intra-op threads as torch."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(torch.get_num_threads(), 1)
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+    return ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
+
+
+def run_onnx(path: str, x: torch.Tensor) -> List:
+    sess = ort_session(path)
     return sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
 
 
