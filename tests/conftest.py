@@ -66,8 +66,15 @@ def reset_visualizers():
 
 
 @pytest.fixture(autouse=True)
-def fresh_visualizers():
+def fresh_globals():
+    """Each test starts with the default scope the one before it found:
+    init_default_scope('mmdet') in one test must not make the next one's
+    mmpretrain pipeline look up transforms in mmdet's registry."""
+    from mmengine.registry import DefaultScope
+    scopes = DefaultScope._instance_dict.copy()
     yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(scopes)
     reset_visualizers()
     gc.collect()  # Runners hold whole models in reference cycles: free them before the next test
 
