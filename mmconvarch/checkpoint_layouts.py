@@ -111,6 +111,42 @@ def convert_official_in_place(state_dict: dict, family: str) -> bool:
     return True
 
 
+def convert_official_model_in_place(state_dict: dict, prefix: str, family: str,
+                                    backbone: str = 'backbone') -> bool:
+    """Turn an official ``family`` checkpoint loaded into a whole model (a
+    classifier whose ``backbone`` is the family's: ``get_model(name,
+    pretrained=<official file or URL>)``, ``load_from``, ``tools/test.py``)
+    into the model's keys (``backbone.*``, ``head.*``), in place.
+
+    ``state_dict`` is what the model at ``prefix`` loads. If it already holds
+    ``<prefix>backbone.*`` keys nothing changes. An official checkpoint of
+    another family raises one ValueError naming both (rather than a load
+    that leaves the backbone random). Returns True if anything changed.
+    """
+    if any(k.startswith(prefix + backbone + '.') for k in state_dict):
+        return False
+    inner = official_weights({k[len(prefix):]: v for k, v in state_dict.items()
+                              if k.startswith(prefix)})
+    marker = OFFICIAL_MARKERS.get(family)
+    name = SIGNATURES.get(family, (family, None))[0]
+    if marker is None or not any(marker.match(k) for k in inner):
+        found = guess_family(inner)
+        if found is not None and not found.startswith(name):
+            raise ValueError(
+                f'The checkpoint looks like a {found} checkpoint, but the '
+                f'model\'s {backbone} is {name}: load a {name} checkpoint '
+                f'(known families: {known_families()}).')
+        return False
+    try:
+        new, _ = CONVERTERS[family]({k: v for k, v in inner.items() if torch.is_tensor(v)})
+    except (KeyError, ValueError) as err:
+        raise ValueError(f'The checkpoint has official {name} keys but does '
+                         f'not convert to this model: {err}') from err
+    state_dict.clear()
+    state_dict.update({prefix + k: v for k, v in new.items()})
+    return True
+
+
 def guess_family(keys: Iterable[str]) -> Optional[str]:
     """The family whose keys ``keys`` look like, e.g. ``'SLaK (official
     layout)'``, or None if none of them."""

@@ -102,6 +102,33 @@ def test_get_model_loads_the_converters_output(tmp_path):
     assert_weights_equal(model, expected)
 
 
+def test_get_model_loads_official_file_as_the_converter_does(tmp_path):
+    """``get_model(name, pretrained=True)`` fetches the metafile's official file:
+    given an official-layout file, every tensor equals the converter's output
+    (VanillaNet-5, random weights in the official key layout)."""
+    from mmpretrain import get_model
+
+    from conftest import load_tool
+    from test_vanillanet_converter import official_state_dict
+    official, converted = str(tmp_path / 'vanillanet_5.pth'), str(tmp_path / 'converted.pth')
+    torch.save({'model': official_state_dict(), 'epoch': 300}, official)
+    load_tool('tools/model_converters/convert.py').main(['vanillanet', official, converted])
+    model = get_model(entry_for_config('configs/vanillanet/vanillanet_5_in1k.py'),
+                      pretrained=official)
+    assert_weights_equal(model, torch.load(converted, weights_only=True)['state_dict'])
+
+
+def test_get_model_refuses_official_file_of_another_family(tmp_path):
+    from mmpretrain import get_model
+
+    from test_slak_converter import official_slak_state_dict
+    path = str(tmp_path / 'slak.pth')
+    torch.save({'model': official_slak_state_dict()}, path)
+    with pytest.raises(ValueError, match=r"looks like a SLaK \(official layout\) checkpoint, "
+                                         r"but the model's backbone is VanillaNet"):
+        get_model(entry_for_config('configs/vanillanet/vanillanet_5_in1k.py'), pretrained=path)
+
+
 def test_unknown_name_says_what_exists():
     from mmconvarch import model_zoo
     name = model_zoo.list_models()[0]

@@ -90,6 +90,25 @@ def test_inter_supv_layout_loads_into_classifier_strictly():
                                sd['decoder_blocks.2.normal_layers.1.0.pwconv1.weight'])
 
 
+def test_whole_classifier_loads_official_checkpoint_as_converted():
+    """A RevColClassifier given the whole official checkpoint (as ``load_from``,
+    ``tools/test.py`` and ``get_model(name, pretrained=True)`` give it) loads
+    exactly the converter's output, strictly: backbone, head, aux heads."""
+    sd = official_revcol_state_dict(inter_supv=True)
+    new, cfg = convert_checkpoint({'model': sd}, 'revcol')
+    init_default_scope('mmpretrain')
+    model = MODELS.build(dict(
+        type='mmconvarch.RevColClassifier',
+        backbone=dict(cfg, type='mmconvarch.RevCol'),
+        head=dict(type='LinearClsHead', num_classes=NC, in_channels=CH[3])))
+    missing, unexpected = model.load_state_dict({'model': sd, 'epoch': 300}, strict=True)
+    assert not missing and not unexpected
+    loaded = model.state_dict()
+    assert sorted(new) == sorted(k for k in loaded if not k.endswith('num_batches_tracked'))
+    for key, value in new.items():
+        assert torch.equal(loaded[key], value), key
+
+
 def test_official_checkpoint_loads_directly_through_init_cfg(tmp_path):
     sd = official_revcol_state_dict(inter_supv=True)
     path = str(tmp_path / 'revcol_official.pth')

@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
-from mmconvarch.checkpoint_layouts import (convert_official_in_place, diff_keys, guess_family,
-                                           known_families, show_keys)
+from mmconvarch.checkpoint_layouts import (convert_official_in_place,
+                                           convert_official_model_in_place, diff_keys,
+                                           guess_family, known_families, show_keys)
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
@@ -272,3 +273,37 @@ class OfficialCheckpointMixin:
                                       optional_keys=self.pretrained_optional_keys,
                                       **self._pretrained_check)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _load_official_into_model(model: nn.Module, state_dict: dict, prefix: str,
+                              *args) -> None:
+    """Load-state-dict pre-hook of a model holding one of our backbones."""
+    family = getattr(getattr(model, 'backbone', None), 'official_family', '')
+    if family:
+        convert_official_model_in_place(state_dict, prefix, family)
+
+
+def _hook_models_of_our_backbones(module: nn.Module, name: str,
+                                  submodule: Optional[nn.Module]) -> None:
+    """torch's module-registration hook: a model that sets one of our
+    backbones as ``backbone`` (mmpretrain's ImageClassifier and the like)
+    gets :func:`_load_official_into_model` as a load-state-dict pre-hook.
+    mmengine and torch load children from a per-prefix copy, so only the
+    model above the backbone sees (and can convert) a whole checkpoint."""
+    if (name == 'backbone' and isinstance(submodule, OfficialCheckpointMixin)
+            and not getattr(module, '_loads_official_checkpoints', False)):
+        module.register_load_state_dict_pre_hook(_load_official_into_model)
+        module._loads_official_checkpoints = True
+
+
+_MODEL_HOOK = []
+
+
+def load_official_checkpoints_into_models() -> None:
+    """Let whole models with our backbones load official checkpoints
+    (``get_model(name, pretrained=True)`` fetches the official files).
+    Idempotent; ``import mmconvarch`` calls it."""
+    if not _MODEL_HOOK:
+        from torch.nn.modules.module import register_module_module_registration_hook
+        _MODEL_HOOK.append(register_module_module_registration_hook(
+            _hook_models_of_our_backbones))
