@@ -81,6 +81,35 @@ def test_branch_padding_is_per_axis():
     assert conv(x).shape == x.shape
 
 
+@pytest.mark.parametrize('kernel,size,cropped', [
+    ((47, 5), (8, 8), (15, 5)), ((5, 51), (7, 32), (5, 51)), ((5, 51), (7, 20), (5, 39)),
+    ((13, 13), (4, 4), (7, 7)), ((13, 5), (20, 17), (13, 5))])
+def test_kernel_larger_than_input_is_cropped_exactly(kernel, size, cropped):
+    """A kernel taller or wider than its input runs as the part that meets
+    the input (15x5 for 47x5 on 8x8): output and both gradients equal the
+    whole-kernel conv; the weight keeps its shape and its unused rows get
+    zero gradient. A trace (ONNX export) keeps the whole kernel."""
+    from mmconvarch.models.backbones.slak import crop_kernel_to_input
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(3, kernel)
+    assert crop_kernel_to_input(conv.weight, conv.padding, size)[0].shape[2:] == cropped
+    x = torch.randn(2, 3, *size, requires_grad=True)
+    w = conv.weight.detach().clone().requires_grad_()
+    ref = F.conv2d(x, w, padding=conv.padding, groups=3)
+    out = conv(x)
+    assert out.shape == ref.shape == x.shape
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    for a, b in zip(torch.autograd.grad(out, (x, conv.weight), g),
+                    torch.autograd.grad(ref, (x, w), g)):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        traced = torch.jit.trace(conv, x.detach())
+        big = torch.randn(1, 3, size[0] + 60, size[1] + 60)
+        torch.testing.assert_close(traced(big), F.conv2d(big, w, padding=conv.padding,
+                                                         groups=3))
+
+
 @pytest.mark.parametrize('variant', [
     dict(), dict(decompose=False), dict(norm_cfg=None),
     dict(decompose=False, kernel_size=(7, 7, 7, 7, 9))])  # ConvNeXt mode

@@ -37,7 +37,7 @@ except Exception:  # pragma: no cover - depends on an optional CUDA build
     _igemm = None
 
 __all__ = ['SLaK', 'DecomposedLargeKernelConv', 'SLaKBlock', 'LayerNorm2d',
-           'DepthwiseConv2d']
+           'DepthwiseConv2d', 'crop_kernel_to_input']
 
 
 class DepthwiseConv2d(nn.Conv2d):
@@ -77,7 +77,29 @@ class DepthwiseConv2d(nn.Conv2d):
             if self.bias is not None:
                 out = out + self.bias.to(out.dtype).view(1, -1, 1, 1)
             return out
-        return super().forward(x)
+        weight, padding = self.weight, self.padding
+        if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            # an exported graph must keep the whole kernel for other sizes
+            weight, padding = crop_kernel_to_input(weight, padding, x.shape[-2:])
+        return F.conv2d(x, weight, self.bias, self.stride, padding,
+                        self.dilation, self.groups)
+
+
+def crop_kernel_to_input(weight: torch.Tensor, padding: Tuple[int, int],
+                         size: Sequence[int]) -> Tuple[torch.Tensor, Tuple[int, int]]:
+    """The part of a stride-1 "same"-padded kernel that meets an input of
+    ``size`` (H, W), and its padding. Kernel rows more than H - 1 from the
+    centre only ever multiply padding zeros, so the output and every
+    gradient are the same; a 47x5 kernel on SLaK-T's 8x8 stage-3 map at
+    128 px shrinks to 15x5."""
+    (kh, kw), (ph, pw), (h, w) = weight.shape[-2:], padding, size
+    if (kh, kw) != (2 * ph + 1, 2 * pw + 1):  # only odd kernels are "same"
+        return weight, padding
+    rows, cols = min(ph, h - 1), min(pw, w - 1)
+    if (rows, cols) == (ph, pw):
+        return weight, padding
+    return (weight[..., ph - rows:ph + rows + 1, pw - cols:pw + cols + 1],
+            (rows, cols))
 
 
 def _conv_bn(channels: int, kernel_size: Tuple[int, int],
