@@ -136,12 +136,17 @@ class ReversibleLevelFunction(torch.autograd.Function):
         if level == 0:
             ctx.save_for_backward(down)  # x
         out = column.level_module(level)(down, list(rest[:num_ups]))
-        state, dtype = out.to(STATE_DTYPE), out.dtype
-        if prev is not None:
-            state = state + alpha.to(STATE_DTYPE) * tape.states.pop((i - 1, level))
+        # states are updated in place, with ``out`` read as it is (its cast
+        # to float64 is exact): fewer float64 passes and allocations. So
+        # neither the level module's output nor ours may alias a state.
+        dtype = out.dtype
+        if prev is None:
+            state = out.to(STATE_DTYPE, copy=True)
+        else:
+            state = tape.states.pop((i - 1, level)).mul_(alpha.to(STATE_DTYPE)).add_(out)
             dtype = torch.promote_types(dtype, alpha.dtype)
         tape.states[i, level], tape.dtypes[i, level] = state, dtype
-        return state.to(dtype)
+        return state.to(dtype, copy=True)
 
     @staticmethod
     @once_differentiable
@@ -170,8 +175,8 @@ class ReversibleLevelFunction(torch.autograd.Function):
             prev = alpha = None
             if i > 0:
                 alpha = ctx.alpha.detach().requires_grad_(need_alpha)
-                with torch.no_grad():  # invert c = alpha * c_prev + out
-                    prev = (state - out.detach().to(STATE_DTYPE)) / alpha.to(STATE_DTYPE)
+                with torch.no_grad():  # invert c = alpha * c_prev + out, in place
+                    prev = state.sub_(out.detach()).div_(alpha.to(STATE_DTYPE))
                 tape.states[i - 1, level] = prev
             if grad is None:
                 return nones
@@ -181,8 +186,8 @@ class ReversibleLevelFunction(torch.autograd.Function):
                          if wanted else ())
             g_in = [next(found) if t.requires_grad else None for t in inputs]
             g_alpha = g_prev = None
-            if need_alpha:  # d(alpha * c_prev) / d alpha
-                g_alpha = torch.autograd.grad(alpha * prev.to(grad.dtype), alpha, grad)[0]
+            if need_alpha:  # d(alpha * c_prev) / d alpha, as autograd's mul backward
+                g_alpha = (grad * prev.to(grad.dtype)).sum_to_size(alpha.shape)
         if need_prev:
             g_prev = grad * alpha.to(grad.dtype)
         return (None, ) * 5 + (g_in[0], g_prev, g_alpha, *g_in[1:])
@@ -211,7 +216,9 @@ class ReversibleColumnsFunction(torch.autograd.Function):
     def backward(ctx, *grads: Optional[torch.Tensor]):
         i = len(ctx.tape.columns) - 1
         for level, state in enumerate(ctx.saved_tensors):
-            ctx.tape.states[i, level] = state
+            # a copy: the level nodes invert states in place, and a second
+            # backward (retain_graph=True) starts from these again
+            ctx.tape.states[i, level] = state.clone()
         return (None, None) + (None, ) * ctx.num_last + grads
 
 
