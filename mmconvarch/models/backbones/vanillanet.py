@@ -160,17 +160,25 @@ class SeriesActivation(BaseModule):
         self.deploy = True
 
 
-def pointwise_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 conv; on a channels-last CPU map it runs as one
-    matmul over the pixels (the same sums; oneDNN's 1x1 conv reaches about
-    half the matmul rate on the widest VanillaNet layers, see
-    ``tools/analysis/benchmark_vanillanet.py``). ONNX export keeps the Conv."""
-    if (x.device.type == 'cpu' and x.dim() == 4 and not x.is_contiguous()
+def _as_matmul(x: torch.Tensor) -> bool:
+    """Run a 1x1 conv on ``x`` as a matmul over the pixels: on a channels-last
+    CPU map (oneDNN's 1x1 conv reaches about half the matmul rate on the
+    widest VanillaNet layers, see ``tools/analysis/benchmark_vanillanet.py``);
+    an ONNX export keeps the Conv."""
+    return (x.device.type == 'cpu' and x.dim() == 4 and not x.is_contiguous()
             and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.onnx.is_in_onnx_export()):
-        return F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1),
-                        conv.bias).permute(0, 3, 1, 2)
-    return conv(x)
+            and not torch.onnx.is_in_onnx_export())
+
+
+def pointwise_conv(conv: nn.Conv2d, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
+    """``conv(x)`` for a 1x1 conv (without its bias if ``bias=False``), as a
+    matmul where :func:`_as_matmul` says so (the same sums)."""
+    if _as_matmul(x):
+        weight = conv.weight.flatten(1)
+        nhwc = x.permute(0, 2, 3, 1)
+        out = F.linear(nhwc, weight, conv.bias) if bias else nhwc @ weight.t()
+        return out.permute(0, 3, 1, 2)
+    return conv(x) if bias else F.conv2d(x, conv.weight)
 
 
 class VanillaBlock(BaseModule):
@@ -213,8 +221,14 @@ class VanillaBlock(BaseModule):
 
     def forward(self, x: torch.Tensor,
                 act_learn: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.deploy and _as_matmul(x) and self.conv.bias is not None:
+            # max-pooling commutes with adding a per-channel constant (exactly:
+            # rounding is monotonic), so the bias goes on the pooled map,
+            # which is 4x smaller than the conv's output
+            x = self.pool(pointwise_conv(self.conv, x, bias=False))
+            return self.act(x.add_(self.conv.bias.view(1, -1, 1, 1)))
         if self.deploy:
-            x = pointwise_conv(self.conv, x)
+            x = self.conv(x)
         else:
             x = self.conv1(x)
             if act_learn is not None:  # None: λ = 1, the identity
