@@ -75,12 +75,14 @@ def _set_rng_state(state, cuda_devices: Sequence[int]) -> None:
 
 class _Tape:
     """What the nodes of one call share: the columns, the float64 states
-    ``(column, level) -> c`` not yet consumed, the level dtypes and the
+    ``(column, level) -> c`` not yet consumed (and, in the backward, their
+    casts, made once for up to three readers), the level dtypes and the
     forward's autocast state."""
 
     def __init__(self, columns: Sequence[nn.Module], x: torch.Tensor) -> None:
         self.columns = list(columns)
         self.states: Dict[Tuple[int, int], torch.Tensor] = {}
+        self.casts: Dict[Tuple[int, int], torch.Tensor] = {}
         self.dtypes: Dict[Tuple[int, int], torch.dtype] = {}
         self.autocast = _autocast_state()
         self.cuda_devices = [x.device.index] if x.is_cuda else []
@@ -91,12 +93,22 @@ class _Tape:
                 f'Reversible backward: the state of column {key[0]} level {key[1]} '
                 'was not reconstructed (level l must read level l+1 of the '
                 'previous column, as in RevCol).')
-        return self.states.pop(key) if pop else self.states[key]
+        if not pop:
+            return self.states[key]
+        self.casts.pop(key, None)
+        return self.states.pop(key)
+
+    def put(self, key: Tuple[int, int], state: torch.Tensor) -> None:
+        """Set a (reconstructed) state; its old cast, if any, is dropped."""
+        self.states[key] = state
+        self.casts.pop(key, None)
 
     def cast(self, key: Tuple[int, int], requires_grad: bool) -> torch.Tensor:
-        """The state as the level read it in the forward."""
-        t = self.state(key).to(self.dtypes[key]).detach()
-        return t.requires_grad_(requires_grad)
+        """The state as the level read it in the forward (a new alias each
+        time, so readers' autograd graphs stay apart)."""
+        if key not in self.casts:
+            self.casts[key] = self.state(key).to(self.dtypes[key])
+        return self.casts[key].detach().requires_grad_(requires_grad)
 
     @contextlib.contextmanager
     def replay(self, rng):
@@ -177,7 +189,7 @@ class ReversibleLevelFunction(torch.autograd.Function):
                 alpha = ctx.alpha.detach().requires_grad_(need_alpha)
                 with torch.no_grad():  # invert c = alpha * c_prev + out, in place
                     prev = state.sub_(out.detach()).div_(alpha.to(STATE_DTYPE))
-                tape.states[i - 1, level] = prev
+                tape.put((i - 1, level), prev)
             if grad is None:
                 return nones
             inputs = [down, *ups, *params]
@@ -187,7 +199,8 @@ class ReversibleLevelFunction(torch.autograd.Function):
             g_in = [next(found) if t.requires_grad else None for t in inputs]
             g_alpha = g_prev = None
             if need_alpha:  # d(alpha * c_prev) / d alpha, as autograd's mul backward
-                g_alpha = (grad * prev.to(grad.dtype)).sum_to_size(alpha.shape)
+                prev_cast = tape.cast((i - 1, level), False)
+                g_alpha = (grad * prev_cast.to(grad.dtype)).sum_to_size(alpha.shape)
         if need_prev:
             g_prev = grad * alpha.to(grad.dtype)
         return (None, ) * 5 + (g_in[0], g_prev, g_alpha, *g_in[1:])
@@ -218,7 +231,7 @@ class ReversibleColumnsFunction(torch.autograd.Function):
         for level, state in enumerate(ctx.saved_tensors):
             # a copy: the level nodes invert states in place, and a second
             # backward (retain_graph=True) starts from these again
-            ctx.tape.states[i, level] = state.clone()
+            ctx.tape.put((i, level), state.clone())
         return (None, None) + (None, ) * ctx.num_last + grads
 
 
