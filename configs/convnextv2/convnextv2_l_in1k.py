@@ -2,31 +2,12 @@
 # paper's own L recipe, which the repo does not ship: TRAINING.md gives Base only).
 # Recipe: convnextv2_b_in1k.py's (official Base: 100 epochs, 20 warm-up, batch 1024, AdamW lr 2.5e-3
 # wd 0.05, drop path 0.1, layer decay 0.6 over 12 groups, mixup 0.8 / cutmix 1.0, smoothing 0.1,
-# EMA, AMP) with the arch changed, as mmpretrain's ConvNeXt V2-L config (inherited) does too.
-_base_ = ['mmpretrain::convnext_v2/convnext-v2-large_32xb32_in1k.py']
-custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
+# EMA, AMP) with the arch changed, as mmpretrain's ConvNeXt V2-L config does too (its data
+# pipeline and schedule equal the Base one's).
+_base_ = ['./convnextv2_b_in1k.py']
 # FCMAE-pretrained encoder weights (official pt_only file, converted by mmpretrain)
 fcmae_checkpoint = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-large_3rdparty-fcmae_in1k_20230104-bf38df92.pth'  # noqa
 
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='mmconvarch.ConvNeXtV2',
-        arch='large',
-        drop_path_rate=0.1,
-        layer_decay_type='group',
-        init_cfg=dict(type='Pretrained', checkpoint=fcmae_checkpoint,
-                      prefix='backbone.')),
-    head=dict(loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1)))
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.6),
-    optimizer=dict(type='AdamW', lr=2.5e-3, betas=(0.9, 0.999),
-                   weight_decay=0.05, eps=1e-8))
-
-# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
-env_cfg = dict(dist_cfg=dict(timeout=600))
+    backbone=dict(arch='large', init_cfg=dict(checkpoint=fcmae_checkpoint)),
+    head=dict(in_channels=1536))
