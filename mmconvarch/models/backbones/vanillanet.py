@@ -33,7 +33,7 @@ from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_st
                      check_input_size, freeze_modules, normalize_out_indices, resolve_arch,
                      resolve_memory_format)
 
-__all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock', 'pointwise_conv']
+__all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
 ACT_LEARN = 'act_learn'  # the buffer holding λ, wherever it lives
 
@@ -170,15 +170,10 @@ def _as_matmul(x: torch.Tensor) -> bool:
             and not torch.onnx.is_in_onnx_export())
 
 
-def pointwise_conv(conv: nn.Conv2d, x: torch.Tensor, bias: bool = True) -> torch.Tensor:
-    """``conv(x)`` for a 1x1 conv (without its bias if ``bias=False``), as a
-    matmul where :func:`_as_matmul` says so (the same sums)."""
-    if _as_matmul(x):
-        weight = conv.weight.flatten(1)
-        nhwc = x.permute(0, 2, 3, 1)
-        out = F.linear(nhwc, weight, conv.bias) if bias else nhwc @ weight.t()
-        return out.permute(0, 3, 1, 2)
-    return conv(x) if bias else F.conv2d(x, conv.weight)
+def _pixel_matmul(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A bias-free 1x1 conv of a channels-last map, as one matmul (the same
+    sums); the result is channels-last too."""
+    return (x.permute(0, 2, 3, 1) @ weight.flatten(1).t()).permute(0, 3, 1, 2)
 
 
 class VanillaBlock(BaseModule):
@@ -221,12 +216,14 @@ class VanillaBlock(BaseModule):
 
     def forward(self, x: torch.Tensor,
                 act_learn: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if self.deploy and _as_matmul(x) and self.conv.bias is not None:
+        if self.deploy and _as_matmul(x):
             # max-pooling commutes with adding a per-channel constant (exactly:
             # rounding is monotonic), so the bias goes on the pooled map,
             # which is 4x smaller than the conv's output
-            x = self.pool(pointwise_conv(self.conv, x, bias=False))
-            return self.act(x.add_(self.conv.bias.view(1, -1, 1, 1)))
+            x = self.pool(_pixel_matmul(self.conv.weight, x))
+            if self.conv.bias is not None:
+                x = x.add_(self.conv.bias.view(1, -1, 1, 1))
+            return self.act(x)
         if self.deploy:
             x = self.conv(x)
         else:
