@@ -176,3 +176,28 @@ def test_whole_model_checkpoint_paths_still_work(tmp_path):
     with pytest.raises(ValueError, match=r"start with 'backbone.' \(a whole-model "
                        r"checkpoint\): add prefix='backbone.'"):
         BACKBONES['revcol'](**pretrained(path)).init_weights()
+
+
+@pytest.mark.parametrize('backbone', [
+    dict(type='mmconvarch.SLaK', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32]),
+         out_indices=(0, 1, 2, 3)),
+    dict(type='mmconvarch.VanillaNet', arch='5', out_indices=(0, 1, 2))])
+def test_stock_mmseg_config_model_pretrained_gets_one_clear_error(backbone, tmp_path):
+    """mmseg's stock UperNet config sets ``model.pretrained`` for its ResNet, and
+    EncoderDecoder hands it to the backbone: ours say what to do instead of
+    ``unexpected keyword argument``; with ``pretrained=None`` the model builds."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS as SEG_MODELS
+    config = tmp_path / 'mine.py'
+    config.write_text("_base_ = ['mmseg::upernet/upernet_r50_4xb4-80k_ade20k-512x512.py']\n")
+    cfg = Config.fromfile(str(config))
+    assert cfg.model.pretrained == 'open-mmlab://resnet50_v1c'
+    cfg.model.backbone = dict(backbone)
+    init_default_scope('mmseg')
+    name = backbone['type'].split('.')[1]
+    expected = re.escape(f"{name} got pretrained='open-mmlab://resnet50_v1c'")
+    with pytest.raises(ValueError, match=expected + '.*Set `model.pretrained=None`'):
+        SEG_MODELS.build(cfg.model)
+    cfg.model.pretrained, cfg.model.backbone = None, dict(backbone)  # the build wrote into it
+    assert type(SEG_MODELS.build(cfg.model).backbone).__name__ == name

@@ -1,6 +1,7 @@
 """Argument checks shared by every mmconvarch backbone: one clear error each,
 their ConvNeXt-layout layer-decay rules and their checkpoint loading
 (:class:`OfficialCheckpointMixin`, through :mod:`mmconvarch.checkpoint_layouts`)."""
+import functools
 import logging
 import re
 from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
@@ -237,6 +238,29 @@ class OfficialCheckpointMixin:
     """
 
     official_family: str = ''
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get('__init__')
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def checked_init(self, *args, pretrained=None, **kw):
+            # mmseg's EncoderDecoder (and old mmdet configs) hand the model's
+            # ``pretrained`` to the backbone; stock ResNet configs set it
+            if pretrained is not None:
+                name = cls.__name__
+                raise ValueError(
+                    f'{name} got pretrained={pretrained!r}, most likely from the '
+                    "model's `pretrained` (mmseg's EncoderDecoder passes it to the "
+                    'backbone; stock ResNet configs set it). Set `model.pretrained=None` '
+                    f'and load {name} weights with backbone init_cfg=dict('
+                    "type='Pretrained', checkpoint=...).")
+            init(self, *args, **kw)
+
+        cls.__init__ = checked_init
+
     pretrained_optional_keys: str = \
         r'(norm\d+|head|fc|cls\d*)\.|(.*\.)?num_batches_tracked$'
     _pretrained_check: Optional[dict] = None
