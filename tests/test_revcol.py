@@ -227,3 +227,63 @@ def test_cpu_peak_sees_allocations_of_a_nested_backward():
     t = torch.zeros(1, requires_grad=True)
     peak = bench.malloc_peak_bytes(lambda: Nested.apply(t).sum().backward())
     assert size <= peak < 4 * size
+
+
+@pytest.mark.parametrize('save_memory', [False, True])
+def test_memory_format_changes_layout_not_values(save_memory):
+    """channels_last (default) and NCHW: the blocks see that layout, outputs
+    are NCHW-contiguous, and outputs and gradients agree (plain and
+    reversible)."""
+    torch.manual_seed(0)
+    cl = trained_like(RevCol(SMALL, save_memory=save_memory)).train()
+    nchw = RevCol(SMALL, save_memory=save_memory, memory_format='contiguous').train()
+    nchw.load_state_dict(cl.state_dict())
+    seen = {}
+    for name, model in (('cl', cl), ('nchw', nchw)):
+        model.subnet2.level1.blocks[0].register_forward_pre_hook(
+            lambda m, args, name=name: seen.setdefault(name, args[0]))
+    x = torch.randn(2, 3, 64, 64)
+    outs, ref = run(cl, x), run(nchw, x)
+    assert seen['cl'].is_contiguous(memory_format=torch.channels_last)
+    assert not seen['cl'].is_contiguous()
+    assert seen['nchw'].is_contiguous()
+    for out, r in zip(outs[0], ref[0]):
+        assert out.is_contiguous()
+        torch.testing.assert_close(out, r, rtol=1e-5, atol=1e-5)
+    assert rel(outs[1], ref[1]) < 1e-5  # input grad
+    for name, grad in outs[2].items():
+        if grad is None:  # the first column's alphas
+            assert ref[2][name] is None, name
+        else:
+            assert rel(grad, ref[2][name]) < 1e-4, name
+    with pytest.raises(ValueError, match='RevCol memory_format must be one of'):
+        RevCol(SMALL, memory_format='NHWC')
+
+
+@pytest.mark.parametrize('training', [True, False])
+def test_block_tail_equals_mmpretrain_block(training):
+    """RevColBlock's one-pass tail gives mmpretrain ConvNeXtBlock's outputs
+    and gradients, drop path included (same random draws)."""
+    from mmpretrain.models.backbones.convnext import ConvNeXtBlock
+
+    from mmconvarch.models.backbones.revcol import RevColBlock
+    kwargs = dict(dw_conv_cfg=dict(kernel_size=3, padding=1), drop_path_rate=0.5,
+                  layer_scale_init_value=1e-6)
+    ref, block = ConvNeXtBlock(16, **kwargs), RevColBlock(16, **kwargs)
+    with torch.no_grad():
+        ref.gamma.normal_()
+    block.load_state_dict(ref.state_dict())
+    ref.train(training), block.train(training)
+    x = torch.randn(8, 16, 8, 8)
+    outs = {}
+    for name, module in (('ref', ref), ('ours', block)):
+        torch.manual_seed(3)
+        xi = x.clone().requires_grad_()
+        out = module(xi)
+        out.square().sum().backward()
+        outs[name] = [out, xi.grad] + [p.grad for p in module.parameters()]
+    if training:  # some samples dropped, some kept: the mask is exercised
+        kept = (outs['ref'][0] - x).flatten(1).abs().amax(1) > 0
+        assert 0 < kept.sum() < 8
+    for a, b in zip(outs['ours'], outs['ref']):  # float rounding apart
+        assert rel(a, b) < 1e-6
