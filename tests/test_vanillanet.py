@@ -364,3 +364,28 @@ def test_memory_format_changes_layout_not_values(deploy):
     with pytest.raises(ValueError, match=r"memory_format must be one of \['channels_last', "
                        r"'contiguous'\], got 'nhwc'"):
         VanillaNet(scaled('5'), memory_format='nhwc')
+
+
+def test_deploy_batch_chunks_and_in_place_relu(monkeypatch):
+    """The deploy form's 1x1 conv + pool runs a few samples at a time when
+    its output would be large (values as in one piece), and its in-place
+    ReLUs never touch the caller's input."""
+    import mmconvarch.models.backbones.vanillanet as vanillanet
+    torch.manual_seed(0)
+    model = VanillaNet(scaled('5'), out_indices=(0, 1, 2)).eval()
+    randomize_bn(model)
+    switch_to_deploy(model)
+    x = torch.randn(3, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    x_before = x.clone()
+    with torch.no_grad():
+        whole = model(x)
+        calls = []
+        real_matmul = vanillanet._pixel_matmul
+        monkeypatch.setattr(vanillanet, '_pixel_matmul',
+                            lambda w, t: calls.append(len(t)) or real_matmul(w, t))
+        monkeypatch.setattr(vanillanet, '_CHUNK_BYTES', 1)  # one sample per chunk
+        chunked = model(x)
+    assert calls == [1, 1, 1] * 3  # 3 pooled blocks, 3 samples each
+    torch.testing.assert_close(x, x_before, rtol=0, atol=0)
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
