@@ -46,7 +46,7 @@ non-zero parameter) and ``level_module(l)``, the module computing
 :class:`mmconvarch.models.backbones.revcol.RevColColumn`.
 """
 import contextlib
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -139,7 +139,7 @@ def trainable_slots(module: nn.Module) -> Tuple[Slots, List[torch.Tensor]]:
 
 
 @contextlib.contextmanager
-def swapped_parameters(slots: Slots, tensors: Sequence[torch.Tensor]):
+def swapped_parameters(slots: Slots, tensors: Sequence[torch.Tensor]) -> Iterator[None]:
     """The parameters in ``slots`` replaced by ``tensors`` for the body: what
     ``torch.func.functional_call`` does, without walking the module tree and
     checking names on every call (a tenth of a small RevCol step)."""
