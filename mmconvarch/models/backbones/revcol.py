@@ -86,14 +86,10 @@ class RevColBlock(ConvNeXtBlock):
         shortcut = x
         x = self.norm(self.depthwise_conv(x).permute(0, 2, 3, 1), data_format='channel_last')
         x = self.pointwise_conv2(self.act(self.pointwise_conv1(x))).permute(0, 3, 1, 2)
-        scale = self.gamma.view(1, -1, 1, 1)
-        drop_prob = getattr(self.drop_path, 'drop_prob', 0.)
-        if self.training and drop_prob > 0:  # mmcv's drop_path, same random draws
-            keep = 1 - drop_prob
-            mask = (keep + torch.rand((x.shape[0], 1, 1, 1), dtype=x.dtype,
-                                      device=x.device)).floor_()
-            scale = scale * mask.div_(keep)
-        return torch.addcmul(shortcut, x, scale)
+        # the block's own drop path (mmcv's, or Identity) applied to ones: its
+        # per-sample mask, with the same random draws as on the whole map
+        keep = self.drop_path(x.new_ones((x.shape[0], 1, 1, 1)))
+        return torch.addcmul(shortcut, x, self.gamma.view(1, -1, 1, 1) * keep)
 
 
 class Level(nn.Module):
