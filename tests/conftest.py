@@ -171,3 +171,16 @@ def official_downsample(sd, x, i):
     x = official_ln_cf(sd, x, f'downsample_layers.{i}.0.')
     return F.conv2d(x, sd[f'downsample_layers.{i}.1.weight'],
                     sd[f'downsample_layers.{i}.1.bias'], stride=2)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``cuda``-marked tests skip, with the reason, where torch sees no CUDA device."""
+    cuda_items = [item for item in items if item.get_closest_marker('cuda')]
+    if not cuda_items:
+        return
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU (torch.cuda.is_available() is False)')
+    for item in cuda_items:
+        item.add_marker(skip)
