@@ -26,7 +26,6 @@ def load_tool(rel_path: str, name: Optional[str] = None):
     return module
 
 
-load_tool('tools/launch_utils.py', 'launch_utils')  # the tools' shared helpers
 # every config users run: the smoke and wiring suites cover new ones automatically
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
                  if '_base_' not in p)

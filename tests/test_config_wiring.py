@@ -32,7 +32,7 @@ from mmengine.runner import IterBasedTrainLoop, Runner
 
 from config_variants import FULL, FULL_IDS, VARIANT_CONFIGS, VARIANT_IDS, resolved
 from conftest import on_meta, reset_visualizers
-from launch_utils import fall_back_from_amp_on_cpu
+from mmconvarch.launch import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 
 BATCH, SIZE = 4, 64
@@ -265,6 +265,7 @@ def work_root(tmp_path):
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+@pytest.mark.slow  # every config in the Runner, with resume
 @pytest.mark.parametrize('config', FULL, ids=FULL_IDS)
 def test_config_wiring(config, sample_root, work_root):
     tmp_path = work_root

@@ -17,6 +17,7 @@ def test_configs_found():
     assert len(CONFIGS) >= 4
 
 
+@pytest.mark.slow  # every config at full size
 @pytest.mark.parametrize('config', FULL, ids=FULL_IDS)
 def test_config_loss_and_predict(config, sample_root):
     cfg, model, _, _ = run_smoke(config, sample_root)
@@ -76,6 +77,7 @@ def test_variant_parameter_counts_are_official():
     assert not wrong, '\n'.join(wrong)
 
 
+@pytest.mark.slow  # every variant config
 @pytest.mark.parametrize('config', VARIANT_CONFIGS, ids=VARIANT_IDS)
 def test_variant_loss_and_predict_shrunk(config, sample_root):
     full = Config.fromfile(config)

@@ -2,7 +2,6 @@
 backward under DDP, and what can be checked of SyncBN without a GPU.
 
 SLaK's masks across ranks are tested in tests/test_sparsity_ddp.py."""
-import argparse
 import os.path as osp
 from unittest import mock
 
@@ -185,13 +184,11 @@ def test_cpu_launch_turns_syncbn_and_nccl_into_bn_and_gloo(path):
     """tools/train.py --launcher pytorch|slurm without a GPU: SyncBN becomes
     per-process BN, nccl becomes gloo and DDP gets device_ids=None (a GPU
     machine, or --launcher none, keeps the config as it is)."""
-    from launch_utils import load_config
+    from mmconvarch.launch import load_config
 
     def load(launcher):
-        args = argparse.Namespace(config=osp.join(REPO, path), launcher=launcher,
-                                  sample_data=None, cfg_options=None, work_dir=None)
         with mock.patch('torch.cuda.is_available', return_value=False):
-            return load_config(args)
+            return load_config(osp.join(REPO, path), launcher=launcher)
 
     single = load('none')
     assert 'SyncBN' in str(single.model)
@@ -204,7 +201,5 @@ def test_cpu_launch_turns_syncbn_and_nccl_into_bn_and_gloo(path):
     assert single.model.backbone.norm_cfg.type == 'SyncBN'
     assert cfg.model.backbone.norm_cfg.type == 'BN'
     with mock.patch('torch.cuda.is_available', return_value=True):
-        gpu = load_config(argparse.Namespace(
-            config=osp.join(REPO, path), launcher='slurm', sample_data=None,
-            cfg_options=None, work_dir=None))
+        gpu = load_config(osp.join(REPO, path), launcher='slurm')
     assert 'SyncBN' in str(gpu.model) and gpu.get('model_wrapper_cfg') is None

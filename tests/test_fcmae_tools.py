@@ -5,11 +5,14 @@ import glob
 import os.path as osp
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from conftest import REPO
 from test_tools import load_tool, scalars
+
+pytestmark = pytest.mark.slow  # whole training runs through tools/train.py
 
 CONFIG = osp.join(REPO, 'configs/convnextv2/fcmae_convnextv2_atto_in1k.py')
 

@@ -1,5 +1,5 @@
 """tools/slurm_train.sh, slurm_test.sh and dist_train.sh run for real with 2
-CPU processes (gloo): Slurm on a one-host cluster that tools/misc/local_slurm.sh
+CPU processes (gloo): Slurm on a one-host cluster that .dev_scripts/cluster/local_slurm.sh
 installs and starts (needs root + apt-get, else skipped), torchrun on one
 "node" and on two node agents; and mmengine's MASTER_ADDR derivation from a
 multi-node SLURM_NODELIST.
@@ -7,7 +7,6 @@ multi-node SLURM_NODELIST.
 A probe hook (written into tmp_path, imported by a child config) records on
 every rank what the run really was: rank, world size, backend, the launcher
 env and the images it trained on."""
-import argparse
 import fcntl
 import json
 import os
@@ -24,7 +23,9 @@ import torch
 
 from conftest import REPO
 
-LOCAL_SLURM = osp.join(REPO, 'tools/misc/local_slurm.sh')
+pytestmark = pytest.mark.slow  # multi-process launches: Slurm, torchrun
+
+LOCAL_SLURM = osp.join(REPO, '.dev_scripts/cluster/local_slurm.sh')
 ATTO = ['model.backbone.arch=atto', 'model.head.in_channels=320']
 TRAIN_IMAGES, VAL_IMAGES, BATCH = 8, 4, 2  # the sample set, per-rank batch
 
@@ -294,7 +295,7 @@ def test_slurm_master_addr_from_multinode_nodelist(scontrol, request, tmp_path,
     first host of SLURM_NODELIST and MASTER_PORT from the env (else 29500)."""
     from unittest import mock
 
-    import launch_utils as launch
+    import mmconvarch.launch as launch
     if scontrol == 'real':
         request.getfixturevalue('local_slurm')  # a readable slurm.conf
     else:
@@ -307,10 +308,8 @@ def test_slurm_master_addr_from_multinode_nodelist(scontrol, request, tmp_path,
     monkeypatch.setenv('SLURM_LOCALID', '1')
     monkeypatch.setenv('SLURM_NODELIST', 'node[1-2]')
 
-    args = argparse.Namespace(
-        config=osp.join(REPO, 'configs/convnextv2/convnextv2_t_in1k.py'),
-        launcher='slurm', sample_data=None, cfg_options=None, work_dir=None)
-    cfg = launch.load_config(args)
+    cfg = launch.load_config(osp.join(REPO, 'configs/convnextv2/convnextv2_t_in1k.py'),
+                             launcher='slurm')
     # mocks: no process group, and this process keeps its multiprocessing
     # settings (start method, OMP_NUM_THREADS)
     with mock.patch('torch.distributed.init_process_group') as init, \

@@ -190,6 +190,7 @@ ATTO_UPERNET = ['model.backbone.arch=atto', 'model.decode_head.in_channels=[40,8
                 'model.auxiliary_head.channels=32']
 
 
+@pytest.mark.slow  # mmdeploy export + 2 checks
 def test_mmdeploy_upernet_end_to_end_matches_pytorch(tmp_path, capsys):
     pytest.importorskip('mmdeploy', reason='optional: pip install -r requirements/deploy.txt')
     rc = mmdeploy_export.main([
@@ -219,8 +220,9 @@ def test_mmdeploy_export_refuses_cascade_with_the_reason(tmp_path):
                               '--work-dir', str(tmp_path)])
 
 
-# --- tools/analysis/benchmark_onnxruntime.py --------------------------------
-benchmark_ort = load_tool('tools/analysis/benchmark_onnxruntime.py', 'benchmark_onnxruntime')
+# --- .dev_scripts/benchmarks/benchmark_onnxruntime.py ---------------------
+benchmark_ort = load_tool('.dev_scripts/benchmarks/benchmark_onnxruntime.py',
+                          'benchmark_onnxruntime')
 ROW = re.compile(r'^\| (\S+) \| (\w+) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (\S+) \|$')
 
 

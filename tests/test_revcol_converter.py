@@ -2,7 +2,7 @@ import pytest
 import torch
 from mmengine.registry import MODELS, init_default_scope
 
-from mmconvarch.checkpoint.converters import convert_checkpoint
+from mmconvarch.converters import convert_checkpoint
 from mmconvarch.models.backbones import RevCol
 
 CH, LAYERS, COLS, NC = [8, 16, 24, 32], [1, 2, 1, 1], 4, 10
@@ -141,12 +141,12 @@ def test_converter_cli(tmp_path):
     from conftest import REPO
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'ours.pth')
     torch.save({'model': official_revcol_state_dict(inter_supv=False)}, src)
-    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/revcol_to_mmconvarch.py',
-                          src, dst], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/convert.py',
+                          'revcol', src, dst], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     state_dict = torch.load(dst)['state_dict']  # pure tensors: weights_only works
     assert 'backbone.subnet3.level3.blocks.0.depthwise_conv.weight' in state_dict
     torch.save({'model': {'stem.0.weight': torch.ones(1)}}, src)
-    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/revcol_to_mmconvarch.py',
-                          src, dst], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/convert.py',
+                          'revcol', src, dst], capture_output=True, text=True)
     assert res.returncode != 0 and 'Not an official RevCol checkpoint' in res.stderr

@@ -1,21 +1,22 @@
 """A real mmdet runner iteration of the headline config with the reversible
 backward (save_memory=True), through the same code path as tools/train.py."""
-import argparse
 import os.path as osp
 
+import pytest
 import torch
 
 from conftest import REPO
-from launch_utils import build_runner, load_config
+from mmconvarch.launch import build_runner, load_config
+
+pytestmark = pytest.mark.slow  # a whole cascade config in the Runner
 
 
 def test_cascade_revcol_runner_iteration_with_save_memory(tmp_path, sample_root):
-    args = argparse.Namespace(
-        config=osp.join(REPO, 'configs/revcol/cascade_revcol_t_coco.py'),
-        launcher='none', sample_data=sample_root, work_dir=str(tmp_path),
-        cfg_options={'train_dataloader.batch_size': 2, 'train_dataloader.dataset.indices': 2,
-                     'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
-    cfg = load_config(args)
+    cfg = load_config(
+        osp.join(REPO, 'configs/revcol/cascade_revcol_t_coco.py'),
+        {'train_dataloader.batch_size': 2, 'train_dataloader.dataset.indices': 2,
+         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1},
+        sample_data=sample_root, work_dir=str(tmp_path))
     assert cfg.model.backbone.save_memory
     runner = build_runner(cfg)
     backbone = runner.model.backbone

@@ -2,10 +2,13 @@
 prune/regrow events, with SNIP on rank-local batches."""
 import os.path as osp
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
+
+pytestmark = pytest.mark.slow  # spawns a 2-process gloo group
 
 WORLD = 2
 STEPS, FREQ = 6, 2  # three regrow events

@@ -23,6 +23,7 @@ def scalars(work_dir: str):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow  # whole training runs
 def test_train_then_resume_continues(tmp_path, sample_root):
     """Save with the runner, resume on torch>=2.6 (weights_only default),
     continue: the resumed run starts at epoch 2 with the saved state."""
@@ -51,6 +52,7 @@ def test_train_then_resume_continues(tmp_path, sample_root):
     assert logged == [3, 4]  # the resumed run trained only epoch 2
 
 
+@pytest.mark.slow  # a whole training run
 def test_user_mmdet_config_with_custom_imports(tmp_path, sample_root):
     """A user's own mmdet config: plain type='ConvNeXtV2' via custom_imports,
     trains one iteration with the real runner and evaluates."""
@@ -126,7 +128,7 @@ def test_offline_pretrained_download_names_the_url(tmp_path, sample_root):
     message with the URL and how to point the config at a local file."""
     from mmengine.config import Config
 
-    from launch_utils import (build_runner, explain_download_errors,
+    from mmconvarch.launch import (build_runner, explain_download_errors,
                                          fall_back_from_amp_on_cpu)
     from mmconvarch.utils.sample_data import apply_sample_data
     cfg = Config.fromfile(CLS_CONFIG)

@@ -1,5 +1,6 @@
 """Multi-node across two test hosts: network namespaces mmca-node1 and mmca-node2 with their own
-addresses, joined by veth links (tools/misc/netns_cluster.sh; root + iproute2, else skipped).
+addresses, joined by veth links (.dev_scripts/cluster/netns_cluster.sh; root + iproute2, else
+skipped).
 
 - tools/slurm_train.sh / slurm_test.sh with one task on each Slurm node (one slurmd per host);
 - tools/dist_train.sh with NNODES=2, one torchrun agent on each host;
@@ -31,7 +32,9 @@ from conftest import CONFIGS, REPO
 from test_multinode import (ATTO, BATCH, TRAIN_IMAGES, VAL_IMAGES, check_training, child_env,
                             free_port, load_ranks, probed_config, run, train_args)
 
-CLUSTER = osp.join(REPO, 'tools/misc/netns_cluster.sh')
+pytestmark = pytest.mark.slow  # multi-host: network namespaces, Slurm, torchrun agents
+
+CLUSTER = osp.join(REPO, '.dev_scripts/cluster/netns_cluster.sh')
 HOSTS = ('mmca-node1', 'mmca-node2')
 PARTITION = 'netns'
 SLURM_CONF = '/run/mmca-netns/slurm.conf'
@@ -423,7 +426,7 @@ def test_two_hosts_failed_start_leaves_machine_as_found():
         try:  # the scripts where any user can read them; a PATH with bash but no ip
             os.chmod(scratch, 0o755)
             for script in ('netns_cluster.sh', 'local_slurm.sh'):
-                shutil.copy(osp.join(REPO, 'tools/misc', script), scratch)
+                shutil.copy(osp.join(REPO, '.dev_scripts/cluster', script), scratch)
             not_root = subprocess.run(
                 ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'bash',
                  osp.join(scratch, 'netns_cluster.sh'), 'start'], capture_output=True, text=True)

@@ -21,7 +21,7 @@ from mmconvarch.engine.hooks.activation_anneal import act_learn_at
 from mmconvarch.models.backbones.vanillanet import (VanillaNet,
                                                      VanillaNetClsHead,
                                                      get_act_learn)
-from launch_utils import fall_back_from_amp_on_cpu
+from mmconvarch.launch import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 
 BASE = osp.join(REPO, 'configs/vanillanet/vanillanet_5_in1k.py')

@@ -3,15 +3,16 @@
 Arguments follow mmdet's tools/test.py; see README for examples.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # launch_utils
-from launch_utils import (add_common_args, build_runner,  # noqa
-                                     check_datasets_exist, enable_tta,
-                                     enable_visualization, load_config,
-                                     set_local_rank)
+from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
+    build_runner, check_datasets_exist, enable_tta,
+    enable_visualization, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -26,22 +27,29 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true',
                         help='test-time augmentation (mmdet/mmseg)')
-    add_common_args(parser)
+    parser.add_argument('--work-dir', help='directory for logs and outputs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (as in mmdet)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument(
+        '--sample-data', nargs='?', const='data/sample', default=None, metavar='ROOT',
+        help='run on the generated sample set (created under ROOT, default data/sample): small '
+        'images, a short schedule, no pretrained download. --cfg-options still apply on top.')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    set_local_rank(args)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    import mmconvarch
-    # load_from/resume on torch>=2.6 (weights_only + allow-list); a process-wide
-    # change, so the tool asks for it (import mmconvarch does not)
-    mmconvarch.enable_safe_checkpoint_loading()
-    cfg = load_config(args)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      sample_data=args.sample_data, work_dir=args.work_dir)
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
-        enable_visualization(cfg, args)
+        enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.tta:
         enable_tta(cfg)
     check_datasets_exist(cfg, args.config, ('test', ))

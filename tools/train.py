@@ -3,15 +3,16 @@
 Arguments follow mmdet's tools/train.py; see README for examples.
 """
 import argparse
+import os
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # launch_utils
-from launch_utils import (add_common_args, build_runner,  # noqa
-                                     check_datasets_exist, enable_amp,
-                                     explain_download_errors, load_config,
-                                     set_local_rank)
+from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
+    build_runner, check_datasets_exist, enable_amp,
+    explain_download_errors, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,19 +26,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--resume', nargs='?', type=str, const='auto',
         help='resume from PATH, or from the latest checkpoint in work_dir '
         'when no PATH is given')
-    add_common_args(parser)
+    parser.add_argument('--work-dir', help='directory for logs and outputs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (as in mmdet)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument(
+        '--sample-data', nargs='?', const='data/sample', default=None, metavar='ROOT',
+        help='run on the generated sample set (created under ROOT, default data/sample): small '
+        'images, a short schedule, no pretrained download. --cfg-options still apply on top.')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
-    set_local_rank(args)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    import mmconvarch
-    # load_from/resume on torch>=2.6 (weights_only + allow-list); a process-wide
-    # change, so the tool asks for it (import mmconvarch does not)
-    mmconvarch.enable_safe_checkpoint_loading()
-    cfg = load_config(args)
+    cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
+                      sample_data=args.sample_data, work_dir=args.work_dir)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

@@ -24,7 +24,6 @@ from typing import Iterator, Optional
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # launch_utils
 
 # the data sample class each scope's test step reads image metas from
 _DATA_SAMPLES = {'mmdet': ('mmdet.structures', 'DetDataSample'),
@@ -69,8 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--num-warmup must be >= 0')
     if args.force and not args.deploy:
         parser.error('--force only applies with --deploy')
-    # what launch_utils.load_config reads
-    args.launcher, args.work_dir = 'none', None
     return args
 
 
@@ -160,8 +157,9 @@ def benchmark(model: torch.nn.Module, batches: Iterator[dict], num_iters: int,
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from launch_utils import load_config
-    cfg = load_config(args)  # scope check, --sample-data, --cfg-options
+    from mmconvarch.launch import load_config
+    # scope check, --sample-data, --cfg-options
+    cfg = load_config(args.config, args.cfg_options, sample_data=args.sample_data)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = build_model(cfg, args.checkpoint, args.deploy, args.force, device)
     if not callable(getattr(model, 'predict', None)):

@@ -15,7 +15,6 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))  # launch_utils
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,7 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--not-show without --output-dir would produce nothing')
     if args.max_items is not None and args.max_items < 1:
         parser.error('--max-items must be >= 1')
-    args.launcher, args.work_dir = 'none', None  # what load_config reads
     return args
 
 
@@ -81,10 +79,11 @@ _DRAW = dict(mmdet=_draw_det, mmseg=_draw_seg, mmpretrain=_draw_cls)
 
 def main(argv=None) -> list:
     args = parse_args(argv)
-    from launch_utils import load_config
+    from mmconvarch.launch import load_config
     from mmengine.registry import DATASETS, VISUALIZERS, init_default_scope
     from mmengine.utils import ProgressBar
-    cfg = load_config(args)  # scope check, --sample-data, --cfg-options
+    # scope check, --sample-data, --cfg-options
+    cfg = load_config(args.config, args.cfg_options, sample_data=args.sample_data)
     init_default_scope(cfg.default_scope)
     loader = cfg.get(f'{args.phase}_dataloader')
     if not loader:

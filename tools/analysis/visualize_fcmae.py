@@ -41,8 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_model(config: str, checkpoint: Optional[str], device: str = 'cpu'):
-    import mmconvarch
-    mmconvarch.enable_safe_checkpoint_loading()  # runner checkpoints on torch>=2.6, safely
+    import mmconvarch  # noqa: F401
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint

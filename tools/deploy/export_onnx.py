@@ -110,41 +110,8 @@ class Features(nn.Module):
 
 
 def build_model(args: argparse.Namespace):
-    import mmconvarch  # noqa: F401
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import load_checkpoint
-
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
-    if args.checkpoint is None:  # random weights: never download
-        cfg.model.init_cfg = None
-        if 'backbone' in cfg.model:
-            cfg.model.backbone.init_cfg = None
-    model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    if args.checkpoint is not None:
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=True)
-    else:
-        _quiet_init(model)
-    return cfg, model.eval()
-
-
-def _quiet_init(model: nn.Module) -> None:
-    """``init_weights()`` without mmengine's per-parameter INFO log."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    from mmconvarch.launch import build_model_from_config
+    return build_model_from_config(args.config, args.checkpoint, args.cfg_options)
 
 
 def is_classifier(model: nn.Module) -> bool:

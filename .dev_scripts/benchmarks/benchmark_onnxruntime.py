@@ -1,6 +1,6 @@
 """PyTorch vs onnxruntime (CPU) latency of each family's classifier, in one run.
 
-    python tools/analysis/benchmark_onnxruntime.py [--configs CFG ...] [--size 224]
+    python .dev_scripts/benchmarks/benchmark_onnxruntime.py [--configs CFG ...] [--size 224]
         [--batch-sizes 1 8] [--warmup 2] [--repeats 10] [--threads N] [--fp16]
 
 Each config is exported with tools/deploy/export_onnx.py's code (logits,
@@ -29,7 +29,7 @@ from typing import Dict, List, Sequence
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', 'deploy'))
+sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'tools', 'deploy'))
 import export_onnx  # noqa: E402
 
 REPO = osp.abspath(osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))

@@ -1,74 +1,73 @@
-"""What tools/train.py and tools/test.py share: config loading and the
-scope dispatch (mmdet / mmseg / mmpretrain) with mmdet's command-line flags.
-Tool code, not library code: it lives beside the tools that import it."""
-import argparse
+"""Helpers for scripts that run mmconvarch configs (tools/train.py, tools/test.py, the analysis
+tools, your own scripts): config loading with the scope check (mmdet / mmseg / mmpretrain),
+the CPU fall-backs (fp32 instead of AMP, gloo and per-process BN
+instead of NCCL and SyncBN without a GPU) and clear messages for missing data or downloads.
+Command lines stay in the scripts: these functions take plain values.
+
+Nothing here runs at import; each function changes only the config or runner it is given."""
 import importlib
-import os
 import os.path as osp
 import socket
 from contextlib import contextmanager
 from copy import deepcopy
-from typing import List, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 from urllib.error import URLError
 
-from mmengine.config import Config, ConfigDict, DictAction
+from mmengine.config import Config, ConfigDict
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+    from torch import nn
 
 SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--work-dir', help='directory for logs and outputs')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value (as in mmdet)')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none', help='job launcher')
-    parser.add_argument(
-        '--sample-data', nargs='?', const='data/sample', default=None,
-        metavar='ROOT',
-        help='run on the generated sample set (created under ROOT, default '
-        'data/sample): small images, a short schedule, no pretrained '
-        'download. --cfg-options still apply on top.')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+def load_config(config: str, cfg_options: Optional[dict] = None, *, launcher: str = 'none',
+                sample_data: Optional[str] = None, work_dir: Optional[str] = None) -> Config:
+    """Load a config as the tools run it.
 
+    Args:
+        config: path of the config file; its ``default_scope`` must be one of :data:`SCOPES`.
+        cfg_options: overrides merged last (``--cfg-options``).
+        launcher: ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'`` (stored as ``cfg.launcher``).
+        sample_data: a folder: point the config at the generated sample set there (created when
+            missing), with a short schedule and no pretrained download (``--sample-data``).
+        work_dir: where logs and checkpoints go; default the config's own, else
+            ``./work_dirs/<config name>``.
 
-def set_local_rank(args: argparse.Namespace) -> None:
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-
-
-def load_config(args: argparse.Namespace) -> Config:
-    """Load the config, check its scope, apply --sample-data/--cfg-options."""
-    import mmconvarch  # noqa: F401  (registers our modules, torch.load fix)
-    cfg = Config.fromfile(args.config)
+    Without a GPU, AMP becomes fp32 and a distributed launcher gets gloo and per-process BN (each
+    change is printed). Raises SystemExit with one message for another scope or a scope package
+    that does not import.
+    """
+    import mmconvarch  # noqa: F401  (registers our modules)
+    cfg = Config.fromfile(config)
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         raise SystemExit(
-            f'{args.config}: default_scope is {scope!r}; mmconvarch tools '
+            f'{config}: default_scope is {scope!r}; mmconvarch tools '
             f'run configs whose default_scope is one of {SCOPES} (inherit '
             "e.g. 'mmdet::_base_/default_runtime.py').")
     try:
         importlib.import_module(f'{scope}.registry')
     except Exception as e:
-        raise SystemExit(f'{args.config} needs {scope}, which does not '
+        raise SystemExit(f'{config} needs {scope}, which does not '
                          f'import: {e!r}. Run tools/setup_env.sh.')
     if scope == 'mmdet':
         from mmdet.utils import setup_cache_size_limit_of_dynamo
         setup_cache_size_limit_of_dynamo()
-    cfg.launcher = args.launcher
-    if args.sample_data:
+    cfg.launcher = launcher
+    if sample_data:
         from mmconvarch.utils.sample_data import apply_sample_data
-        apply_sample_data(cfg, root=args.sample_data)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+        apply_sample_data(cfg, root=sample_data)
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
     fall_back_from_amp_on_cpu(cfg)
     adapt_dist_to_cpu(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+                                osp.splitext(osp.basename(config))[0])
     return cfg
 
 
@@ -276,7 +275,9 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
-def build_runner(cfg: Config):
+def build_runner(cfg: Config) -> 'Runner':
+    """The config's Runner (``runner_type`` honoured); without a GPU a distributed launcher's
+    process group is set up first (gloo, no ``torch.cuda.set_device``)."""
     import torch
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -288,22 +289,29 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
-def enable_visualization(cfg: Config, args: argparse.Namespace) -> None:
-    """--show / --show-dir for the three scopes' visualization hooks."""
+def enable_visualization(cfg: Config, show: bool = False, show_dir: Optional[str] = None,
+                         wait_time: float = 2) -> None:
+    """Turn on the visualization hook of any of the three scopes (``--show``/``--show-dir``).
+
+    Args:
+        cfg: the config, changed in place.
+        show: show each prediction in a window.
+        show_dir: save the painted images under this folder.
+        wait_time: seconds each shown image stays.
+    """
     hooks = cfg.default_hooks
     if 'visualization' not in hooks:
         raise SystemExit('--show/--show-dir need default_hooks.visualization '
                          'in the config.')
     vis = hooks.visualization
     if cfg.default_scope == 'mmpretrain':
-        vis.update(enable=True, show=args.show, wait_time=args.wait_time,
-                   out_dir=args.show_dir)
+        vis.update(enable=True, show=show, wait_time=wait_time, out_dir=show_dir)
     else:
-        vis.update(draw=True, show=args.show, wait_time=args.wait_time)
-        if args.show_dir and cfg.default_scope == 'mmdet':
-            vis['test_out_dir'] = args.show_dir
-        elif args.show_dir:  # mmseg saves under the visualizer's save_dir
-            cfg.visualizer['save_dir'] = args.show_dir
+        vis.update(draw=True, show=show, wait_time=wait_time)
+        if show_dir and cfg.default_scope == 'mmdet':
+            vis['test_out_dir'] = show_dir
+        elif show_dir:  # mmseg saves under the visualizer's save_dir
+            cfg.visualizer['save_dir'] = show_dir
 
 
 def enable_tta(cfg: Config) -> None:
@@ -318,3 +326,51 @@ def enable_tta(cfg: Config) -> None:
     while 'dataset' in test_ds:
         test_ds = test_ds['dataset']
     test_ds.pipeline = deepcopy(cfg.tta_pipeline)
+
+
+def build_model_from_config(config: str, checkpoint: Optional[str] = None,
+                            cfg_options: Optional[dict] = None) -> Tuple[Config, 'nn.Module']:
+    """Build the model of a config file in eval mode, for export and analysis.
+
+    Args:
+        config: path of the config file.
+        checkpoint: weights loaded with ``strict=True``; None keeps random weights and never
+            downloads (every ``init_cfg`` of the model and its backbone is dropped).
+        cfg_options: overrides merged into the config first (as ``--cfg-options``).
+
+    Returns:
+        The merged config and the model (SyncBN reverted to BN, on the CPU, ``eval()``).
+    """
+    import mmconvarch  # noqa: F401  (registers our modules)
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    if checkpoint is None:  # random weights: never download
+        cfg.model.init_cfg = None
+        if 'backbone' in cfg.model:
+            cfg.model.backbone.init_cfg = None
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+    else:
+        _quiet_init(model)
+    return cfg, model.eval()
+
+
+def _quiet_init(model) -> None:
+    """``init_weights()`` without mmengine's per-parameter INFO log."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
