@@ -1,21 +1,20 @@
 """mmconvarch: RevCol, ConvNeXt V2, SLaK and VanillaNet for OpenMMLab 2.x.
 
 ``import mmconvarch`` registers every module (see :mod:`mmconvarch.registry`)
-and every official checkpoint layout (see :mod:`mmconvarch.checkpoint_layouts`),
-puts our named models in mmpretrain's model hub (see :mod:`mmconvarch.model_zoo`),
-fixes checkpoint loading on torch>=2.6 (see :mod:`mmconvarch.compat`), and lets
-whole models with our backbones load official checkpoints
-(:func:`~mmconvarch.models.backbones._utils.load_official_checkpoints_into_models`).
+and every official checkpoint layout (see :mod:`mmconvarch.checkpoint`), and
+changes nothing else in the process. What does change the process is an
+explicit call:
+
+* :func:`enable_safe_checkpoint_loading` makes mmengine load checkpoints with
+  ``weights_only=True`` and an allow-list (resume works on torch>=2.6; a
+  pickle that would run code is refused). Our tools call it.
+* :func:`mmconvarch.model_zoo.register_models` puts our named models in
+  mmpretrain's model hub (``mmpretrain.get_model(name)``).
 """
-from . import converters, engine, models  # noqa: F401  (registers everything)
-from .compat import patch_checkpoint_loading
-from .model_zoo import hook_into_model_hub
-from .models.backbones._utils import load_official_checkpoints_into_models
-from .registry import export_to_root
+from . import engine, models  # noqa: F401  (registers everything)
+from .checkpoint import converters  # noqa: F401  (registers every official layout)
+from .checkpoint.safe_load import enable_safe_checkpoint_loading
 
 __version__ = '0.1.0'
 
-patch_checkpoint_loading()
-export_to_root()
-hook_into_model_hub()
-load_official_checkpoints_into_models()
+__all__ = ['enable_safe_checkpoint_loading', '__version__']

@@ -7,10 +7,11 @@ That folder is the source checkout, or ``mmconvarch/.mim`` in a non-editable
 install (OpenMMLab's layout; setup.py copies configs, tools and the index
 there).
 
-``import mmconvarch`` calls :func:`hook_into_model_hub`: the first time
-mmpretrain's hub registers its own models (``mmpretrain.list_models``,
-``get_model``, the inferencers), it registers ours too, through the public
-``ModelHub.register_model_index``. Nothing is parsed at import.
+:func:`register_models` puts the entries mmpretrain can build in its
+``ModelHub`` (then ``mmpretrain.list_models``, ``get_model`` and
+``ImageClassificationInferencer`` know our names), through its public
+``ModelHub.register_model_index`` only. It is an explicit call:
+``import mmconvarch`` leaves the hub alone, and nothing is parsed at import.
 
 Detection and segmentation entries stay out of that hub (mmpretrain cannot
 build them). mmdet's ``DetInferencer`` and mmseg's ``MMSegInferencer`` look
@@ -75,49 +76,58 @@ def in_model_hub(model) -> bool:
     return not _tasks(model) & DOWNSTREAM_TASKS
 
 
+def _hub_index(root: str, folder: str) -> str:
+    """Write into ``folder`` a model index of the entries of ``root``'s index
+    that mmpretrain's hub can build (:func:`in_model_hub`), configs made
+    absolute; return its path. ``ModelHub.register_model_index`` takes a
+    file and registers every model in it."""
+    import yaml
+    with open(osp.join(root, MODEL_INDEX)) as f:
+        index = yaml.safe_load(f)
+
+    def absolute(entry: dict) -> dict:  # paths in the index are relative to root
+        return dict(entry, **{key: osp.join(root, entry[key]) for key in ('Config', 'README')
+                              if isinstance(entry.get(key), str)
+                              and not osp.isabs(entry[key])})
+
+    metas = [index]  # the index's own entries, then its imported metafiles
+    for metafile in index.get('Import') or []:
+        with open(osp.join(root, metafile)) as f:
+            metas.append(yaml.safe_load(f) or {})
+    collections, models = [], []
+    for meta in metas:
+        collections += [absolute(c) for c in meta.get('Collections') or []]
+        for model in meta.get('Models') or []:
+            tasks = {result.get('Task') for result in model.get('Results') or []}
+            if not tasks & DOWNSTREAM_TASKS:
+                models.append(absolute(model))
+    path = osp.join(folder, MODEL_INDEX)
+    with open(path, 'w') as f:
+        yaml.safe_dump(dict(Collections=collections, Models=models), f, sort_keys=False)
+    return path
+
+
 def register_models(root: Optional[str] = None) -> List[str]:
-    """Register the index in ``root`` (default :func:`index_root`) in
-    mmpretrain's ``ModelHub``; once per root. Returns the names registered
-    (none when there is no index or it was registered already).
+    """Register our image-classification and pre-training entries (not
+    detection or segmentation: mmpretrain cannot build them) of the index in
+    ``root`` (default :func:`index_root`) in mmpretrain's ``ModelHub``, so
+    ``mmpretrain.get_model(name)``, ``list_models`` and the inferencers know
+    them. Once per root; returns the names registered (none when there is
+    no index or it was registered already). Uses only the hub's public
+    ``register_model_index``; ``import mmconvarch`` does not call this.
 
     A name that mmpretrain already has raises mmpretrain's ValueError."""
     root = root or index_root()
     if root is None or osp.realpath(root) in _registered_roots:
         return []
+    import tempfile
+
     from mmpretrain.apis.model import ModelHub
-    ModelHub.register_model_index(osp.join(root, MODEL_INDEX),
-                                  config_prefix=root)
+    with tempfile.TemporaryDirectory(prefix='mmconvarch-hub-') as folder:
+        ModelHub.register_model_index(_hub_index(root, folder), config_prefix=root)
     _registered_roots.add(osp.realpath(root))
-    names = []
-    for name, model in _load_index(root).items():
-        if in_model_hub(model):
-            names.append(name)
-        else:  # mmpretrain cannot build it: keep it out of its listings
-            ModelHub._models_dict.pop(name, None)
-    return sorted(names)
-
-
-def hook_into_model_hub() -> None:
-    """Make mmpretrain's ``ModelHub`` register our index right after its own
-    (lazily, on its first use). Idempotent; a no-op without mmpretrain."""
-    try:
-        from mmpretrain.apis.model import ModelHub
-    except Exception:  # mmpretrain missing or broken: nothing to register in
-        return
-    register_own = getattr(ModelHub, '_register_mmpretrain_models', None)
-    if register_own is None:  # a hub without lazy registration: register now
-        register_models()
-        return
-    if getattr(register_own, 'registers_mmconvarch', False):
-        return
-
-    def register_mmpretrain_and_mmconvarch(cls) -> None:
-        register_own()
-        register_models()
-
-    register_mmpretrain_and_mmconvarch.registers_mmconvarch = True
-    ModelHub._register_mmpretrain_models = classmethod(
-        register_mmpretrain_and_mmconvarch)
+    return sorted(name for name, model in _load_index(root).items()
+                  if in_model_hub(model))
 
 
 def list_models(pattern: str = '*', task: Optional[str] = None) -> List[str]:

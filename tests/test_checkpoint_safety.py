@@ -1,7 +1,8 @@
-"""Checkpoint loading after ``import mmconvarch`` (mmconvarch/compat.py):
-weights_only=True with an allow-list, so a pickle payload never runs; resume
-of real mmengine checkpoints and official-layout files still works; a file
-marked trusted loads unrestricted, saying so."""
+"""Checkpoint loading after ``mmconvarch.enable_safe_checkpoint_loading()``
+(mmconvarch/checkpoint/safe_load.py): weights_only=True with an allow-list, so
+a pickle payload never runs; resume of real mmengine checkpoints and
+official-layout files still works; a file marked trusted loads unrestricted,
+saying so. ``disable_safe_checkpoint_loading`` puts mmengine's loaders back."""
 import argparse
 import os
 import os.path as osp
@@ -16,9 +17,11 @@ from mmengine.runner import Runner, load_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, load_from_http
 from torch.utils.data import Dataset
 
-import mmconvarch  # noqa: F401  (patches mmengine's loaders)
-from mmconvarch import compat
-from mmconvarch.compat import TRUST_ENV, UntrustedCheckpointError
+from mmengine.runner import checkpoint as mmengine_checkpoint
+
+import mmconvarch
+from mmconvarch.checkpoint import safe_load
+from mmconvarch.checkpoint.safe_load import TRUST_ENV, UntrustedCheckpointError
 from mmconvarch.models.backbones import ConvNeXtV2
 
 
@@ -45,9 +48,32 @@ def save_with_payload(path, marker, via_os_system=False):
 
 
 @pytest.fixture(autouse=True)
+def safe_loading():
+    """What our tools do first; undone after each test (it is process-wide)."""
+    mmconvarch.enable_safe_checkpoint_loading()
+    yield
+    safe_load.disable_safe_checkpoint_loading()
+
+
+@pytest.fixture(autouse=True)
 def nothing_trusted(monkeypatch):
     monkeypatch.delenv(TRUST_ENV, raising=False)
-    monkeypatch.setattr(compat, '_trusted', set())
+    monkeypatch.setattr(safe_load, '_trusted', set())
+
+
+def test_enable_and_disable_swap_exactly_mmengines_two_loaders():
+    """Enabled: mmengine's local scheme and load_url are ours (idempotent);
+    disabled: mmengine's own objects are back, and a payload is no longer
+    refused by us (torch's own default decides)."""
+    assert safe_load.safe_checkpoint_loading_enabled()
+    mmconvarch.enable_safe_checkpoint_loading()
+    assert CheckpointLoader._schemes[''] is safe_load._load_from_local
+    assert mmengine_checkpoint.load_url is safe_load.load_url
+    safe_load.disable_safe_checkpoint_loading()
+    assert not safe_load.safe_checkpoint_loading_enabled()
+    assert CheckpointLoader._schemes[''] is mmengine_checkpoint.load_from_local
+    assert mmengine_checkpoint.load_url is safe_load._MMENGINE_LOADERS['load_url']
+    assert mmengine_checkpoint.load_url is not safe_load.load_url
 
 
 @pytest.mark.parametrize('via_os_system', [False, True])
@@ -215,7 +241,7 @@ def test_trusted_by_env_var_loads_unrestricted(tmp_path, monkeypatch, log_lines)
 def test_trust_checkpoint_marks_one_file(tmp_path, log_lines):
     marker = tmp_path / 'payload_ran'
     path = save_with_payload(tmp_path / 'mine.pth', marker)
-    compat.trust_checkpoint(path)
+    safe_load.trust_checkpoint(path)
     model = nn.Linear(2, 1)
     load_checkpoint(model, path)  # mmengine's load_from path
     assert marker.exists()

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import official_downsample, official_downsample_state_dict
-from mmconvarch.converters import convert_checkpoint, save_converted
+from mmconvarch.checkpoint.converters import convert_checkpoint, save_converted
 from mmconvarch.models.backbones import ConvNeXtV2
 
 DEPTHS, DIMS = [2, 2, 6, 2], [40, 80, 160, 320]  # atto
@@ -232,7 +232,7 @@ def sparse_fcmae_encoder(sd, imgs, mask, depths, reduction='batch'):
 def test_sparse_kernel_remap_matches_me_convolution():
     """Depthwise 7x7 and dense 2x2/s2 kernels: conv2d with the converted
     weight equals the ME formula on a fully active small input."""
-    from mmconvarch.converters.convnextv2 import sparse_kernel_to_dense
+    from mmconvarch.checkpoint.converters.convnextv2 import sparse_kernel_to_dense
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 5, 6, 8, generator=g)
     coords = torch.ones(1, 6, 8).nonzero()

@@ -1,5 +1,6 @@
 """The OpenMMLab inferencers run end to end on a real photo with our models:
-mmpretrain's ImageClassificationInferencer by model name (weights from a
+mmpretrain's ImageClassificationInferencer by model name (after
+``mmconvarch.model_zoo.register_models()``; weights from a
 converted file); mmdet's DetInferencer and mmseg's MMSegInferencer on the
 config our model name gives (mmconvarch.model_zoo.get_model_info; they read
 names only from their own package's index), shrunk, with weights from a
@@ -12,7 +13,14 @@ import torch
 
 from conftest import REPO
 
-pytestmark = pytest.mark.usefixtures('single_thread')
+pytestmark = pytest.mark.usefixtures('single_thread', 'models_in_hub')
+
+
+@pytest.fixture(scope='session')
+def models_in_hub():
+    """What the README says to do before mmpretrain.get_model(our name)."""
+    from mmconvarch import model_zoo
+    model_zoo.register_models()
 
 FAMILIES = ('revcol', 'slak', 'vanillanet', 'convnextv2')
 # RevCol small enough for a CPU test: 2 columns, one block per level

@@ -1,21 +1,19 @@
 """Our models by name: mmpretrain's hub lists and builds them after
-``import mmconvarch`` (never colliding with mmpretrain's own names),
-detection/segmentation entries stay out of that hub and are found through
-mmconvarch.model_zoo. That the registration is lazy (nothing parsed at
-import) is checked in the installed package (tests/test_packaging.py)."""
+``mmconvarch.model_zoo.register_models()`` (never colliding with mmpretrain's
+own names), detection/segmentation entries stay out of that hub and are found
+through mmconvarch.model_zoo. That ``import mmconvarch`` alone leaves the hub
+alone is tests/test_import_side_effects.py's."""
 import os.path as osp
 import re
-import sys
-from unittest import mock
 
 import pytest
 import torch
 
 from conftest import REPO
-from test_inferencers import (FAMILIES, assert_weights_equal, classification_name,
-                             entry_for_config, save_weights)
+from test_inferencers import (FAMILIES, assert_weights_equal, classification_name,  # noqa: F401
+                             entry_for_config, models_in_hub, save_weights)
 
-pytestmark = pytest.mark.usefixtures('single_thread')
+pytestmark = pytest.mark.usefixtures('single_thread', 'models_in_hub')
 
 # the family's name as it appears in model names (mmpretrain's scheme)
 NAME_PATTERNS = dict(revcol='*revcol*', slak='*slak*', vanillanet='*vanillanet*',
@@ -147,14 +145,6 @@ def test_pretraining_entries_build_fcmae():
     smallest = min(names, key=lambda n: our_entries()[n].metadata.parameters)
     model = mmpretrain.get_model(smallest)
     assert type(model).__module__ == 'mmconvarch.models.selfsup.fcmae'
-
-
-def test_import_without_mmpretrain_skips_the_hub():
-    """No mmpretrain (or one that fails to import): nothing to hook into,
-    and no error."""
-    from mmconvarch import model_zoo
-    with mock.patch.dict(sys.modules, {'mmpretrain.apis.model': None}):
-        model_zoo.hook_into_model_hub()
 
 
 # --- the mechanics on a metafile of our own (independent of the shipped one)

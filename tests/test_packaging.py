@@ -150,8 +150,8 @@ def test_wheel_ships_configs_tools_and_model_index(wheel_env):
 
 def test_wheel_install_lists_builds_and_finds_configs(wheel_env):
     """In the installed package (run outside the checkout): the index and configs come
-    from mmconvarch/.mim, nothing is parsed at import, mmpretrain lists each family and
-    get_model builds our backbone from the installed config."""
+    from mmconvarch/.mim, nothing is parsed at import; after register_models() mmpretrain
+    lists each family and get_model builds our backbone from the installed config."""
     probe = subprocess.run([wheel_env['python'], '-W', 'ignore', '-c', '''
 import os.path as osp
 import mmconvarch
@@ -160,6 +160,7 @@ from mmpretrain.apis.model import ModelHub
 assert not ModelHub._models_dict and model_zoo._load_index.cache_info().currsize == 0
 root = model_zoo.index_root()
 assert root == osp.join(osp.dirname(mmconvarch.__file__), ".mim"), root
+assert model_zoo.register_models()
 import mmpretrain
 for pattern in ("*revcol*", "*slak*", "*vanillanet*", "*convnext-v2*"):
     assert mmpretrain.list_models(pattern), pattern

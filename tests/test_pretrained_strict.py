@@ -11,7 +11,7 @@ import torch.nn as nn
 from mmengine.runner import load_checkpoint
 
 from conftest import REPO  # noqa: F401  (tests/ on sys.path)
-from mmconvarch.converters import convert_checkpoint, save_converted
+from mmconvarch.checkpoint.converters import convert_checkpoint, save_converted
 from mmconvarch.models.backbones import ConvNeXtV2, RevCol, SLaK, VanillaNet
 from mmconvarch.registry import MODELS
 from test_converters import official_convnextv2_state_dict

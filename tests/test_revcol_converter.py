@@ -2,7 +2,7 @@ import pytest
 import torch
 from mmengine.registry import MODELS, init_default_scope
 
-from mmconvarch.converters import convert_checkpoint
+from mmconvarch.checkpoint.converters import convert_checkpoint
 from mmconvarch.models.backbones import RevCol
 
 CH, LAYERS, COLS, NC = [8, 16, 24, 32], [1, 2, 1, 1], 4, 10

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import load_tool, official_downsample, official_downsample_state_dict
-from mmconvarch.converters import convert_checkpoint, save_converted
+from mmconvarch.checkpoint.converters import convert_checkpoint, save_converted
 from mmconvarch.models.backbones import SLaK
 
 DEPTHS, DIMS = [1, 1, 2, 1], [8, 16, 24, 32]

@@ -1,7 +1,9 @@
 """The package's import structure, read from the source with ``ast`` (nothing
 is imported): the subpackages and top-level modules of ``mmconvarch`` import
-each other along a DAG (function-level imports included), models never
-import the converters or the tools' code, and no library module parses
+each other along a DAG (function-level imports included; the converters,
+``mmconvarch.checkpoint.converters``, count as a node of their own, above
+``models``, while the rest of ``mmconvarch.checkpoint`` is below it), models
+never import the converters or the tools' code, and no library module parses
 command lines."""
 import ast
 import functools
@@ -12,9 +14,10 @@ from typing import Dict, Iterator, Set, Tuple
 from conftest import REPO
 
 PACKAGE = Path(REPO) / 'mmconvarch'
-# compat lists argparse.Namespace (the official checkpoints' ``args``) among the
+# safe_load lists argparse.Namespace (the official checkpoints' ``args``) among the
 # classes a weights_only load may rebuild; it parses no command line
-ARGPARSE_NAMESPACE_ONLY = {PACKAGE / 'compat.py'}
+ARGPARSE_NAMESPACE_ONLY = {PACKAGE / 'checkpoint' / 'safe_load.py'}
+CONVERTERS = 'mmconvarch.checkpoint.converters'
 
 
 @functools.lru_cache()
@@ -50,7 +53,10 @@ def _imports(path: Path, module: str) -> Iterator[Tuple[int, str]]:
 
 def _node(module: str) -> str:
     """The graph node of a module: ``mmconvarch`` (the package's
-    ``__init__``) or ``mmconvarch.<subpackage or top-level module>``."""
+    ``__init__``), the converters (:data:`CONVERTERS`), or
+    ``mmconvarch.<subpackage or top-level module>``."""
+    if module == CONVERTERS or module.startswith(CONVERTERS + '.'):
+        return CONVERTERS
     return '.'.join(module.split('.')[:2])
 
 
@@ -72,7 +78,8 @@ def test_relative_imports_are_resolved():
     """The graph sees relative imports (else it would miss edges)."""
     edges = _edges()
     assert ('mmconvarch', 'mmconvarch.models') in edges  # `from . import models`
-    assert ('mmconvarch.models', 'mmconvarch.checkpoint_layouts') in edges
+    assert ('mmconvarch.models', 'mmconvarch.checkpoint') in edges
+    assert (CONVERTERS, 'mmconvarch.checkpoint') in edges  # `from ..layouts import`
 
 
 def test_subpackages_form_a_dag():
@@ -100,7 +107,7 @@ def test_subpackages_form_a_dag():
 
 def test_models_import_neither_converters_nor_launch():
     bad = {('mmconvarch.models', dst): where for (src, dst), where in _edges().items()
-           if src == 'mmconvarch.models' and dst == 'mmconvarch.converters'}
+           if src == 'mmconvarch.models' and dst == CONVERTERS}
     launch = [f'{osp.relpath(path, REPO)}:{line}'
               for path, module in _modules() if module.startswith('mmconvarch.models')
               for line, target in _imports(path, module)

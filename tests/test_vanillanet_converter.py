@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS, init_default_scope
 
 from conftest import load_tool
-from mmconvarch.converters import convert_checkpoint
-from mmconvarch.converters.vanillanet import find_arch
+from mmconvarch.checkpoint.converters import convert_checkpoint
+from mmconvarch.checkpoint.converters.vanillanet import find_arch
 
 DIMS, STRIDES = [512, 1024, 2048, 4096], [2, 2, 2]  # VanillaNet-5
 NUM_CLASSES = 1000

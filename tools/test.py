@@ -45,6 +45,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    import mmconvarch
+    # load_from/resume on torch>=2.6 (weights_only + allow-list); a process-wide
+    # change, so the tool asks for it (import mmconvarch does not)
+    mmconvarch.enable_safe_checkpoint_loading()
     cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
                       sample_data=args.sample_data, work_dir=args.work_dir)
     cfg.load_from = args.checkpoint

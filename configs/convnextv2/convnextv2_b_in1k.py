@@ -10,6 +10,8 @@ custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 fcmae_checkpoint = 'https://download.openmmlab.com/mmclassification/v0/convnext-v2/convnext-v2-base_3rdparty-fcmae_in1k_20230104-8a798eaf.pth'  # noqa
 
 model = dict(
+    # ImageClassifier that also loads official checkpoints whole (load_from, get_model)
+    type='mmconvarch.OfficialCheckpointClassifier',
     backbone=dict(
         _delete_=True,
         type='mmconvarch.ConvNeXtV2',

@@ -13,6 +13,8 @@ _base_ = ['mmpretrain::convnext/convnext-tiny_32xb128_in1k.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 
 model = dict(
+    # ImageClassifier that also loads official checkpoints whole (load_from, get_model)
+    type='mmconvarch.OfficialCheckpointClassifier',
     backbone=dict(
         _delete_=True,
         type='mmconvarch.SLaK',

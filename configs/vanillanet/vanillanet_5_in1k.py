@@ -14,7 +14,8 @@ _base_ = [
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 
 model = dict(
-    type='ImageClassifier',
+    # ImageClassifier that also loads official checkpoints whole (load_from, get_model)
+    type='mmconvarch.OfficialCheckpointClassifier',
     backbone=dict(type='mmconvarch.VanillaNet', arch='5', act_num=3),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(

@@ -35,7 +35,6 @@ What is counted (one FLOP = one multiply-add, mmengine's convention):
 """
 import argparse
 import os.path as osp
-import re
 import sys
 from contextlib import contextmanager
 from functools import partial
@@ -135,15 +134,16 @@ def _build(cfg, meta: bool) -> nn.Module:
 def _load(model: nn.Module, checkpoint: str) -> None:
     """Load our layout (``state_dict`` or a bare dict, ``module.`` prefixes
     dropped) or a ``sparse_export.py`` file, strictly."""
-    from mmengine.runner.checkpoint import _load_checkpoint
+    from mmengine.runner.checkpoint import CheckpointLoader
 
+    from mmconvarch.checkpoint import enable_safe_checkpoint_loading, find_weights
     from mmconvarch.sparsity.export import FORMAT, decompress_state_dict
-    raw = _load_checkpoint(checkpoint, map_location='cpu')
+    enable_safe_checkpoint_loading()  # runner checkpoints on torch>=2.6, safely
+    raw = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     if isinstance(raw, dict) and raw.get('format') == FORMAT:
         state = decompress_state_dict(raw)
     else:
-        state = raw.get('state_dict', raw) if isinstance(raw, dict) else raw
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+        state = find_weights(raw)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_model(config: str, checkpoint: Optional[str], device: str = 'cpu'):
-    import mmconvarch  # noqa: F401
+    import mmconvarch
+    mmconvarch.enable_safe_checkpoint_loading()  # runner checkpoints on torch>=2.6, safely
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint

@@ -26,7 +26,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    import mmconvarch  # noqa: F401
+    import mmconvarch
+    mmconvarch.enable_safe_checkpoint_loading()  # runner checkpoints on torch>=2.6, safely
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import load_checkpoint

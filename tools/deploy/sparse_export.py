@@ -38,13 +38,9 @@ def main(argv=None) -> None:
         torch.save(dict(state_dict=state_dict), args.out)
         print(f'{len(state_dict)} tensors -> {args.out}')
         return
-    from mmconvarch.compat import load_checkpoint_file  # safe: allow-list only
-    checkpoint = load_checkpoint_file(args.src, map_location='cpu')
-    for key in ('state_dict', 'model'):
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    state_dict = {k: v for k, v in checkpoint.items() if torch.is_tensor(v)}
+    from mmconvarch.checkpoint import find_weights, load_checkpoint_file
+    checkpoint = load_checkpoint_file(args.src, map_location='cpu')  # safe: allow-list only
+    state_dict = {k: v for k, v in find_weights(checkpoint).items() if torch.is_tensor(v)}
     if not state_dict:
         raise SystemExit(f'{args.src}: no tensors found.')
     dense_bytes, sparse_bytes = sparse_export(state_dict, args.out)

@@ -15,9 +15,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
 def main(argv=None) -> None:
-    from mmconvarch.converters import (CONVERTERS, _load_families,
-                                       convert_checkpoint, save_converted)
-    _load_families()
+    from mmconvarch.checkpoint.converters import CONVERTERS, convert_checkpoint, save_converted
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('family', choices=sorted(CONVERTERS))
     parser.add_argument('src', help='official checkpoint')
@@ -25,7 +23,7 @@ def main(argv=None) -> None:
     parser.add_argument('--ema', action='store_true',
                         help='take the EMA weights (state_dict_ema/model_ema)')
     args = parser.parse_args(argv)
-    from mmconvarch.compat import load_checkpoint_file  # safe: allow-list only
+    from mmconvarch.checkpoint import load_checkpoint_file  # safe: allow-list only
     checkpoint = load_checkpoint_file(args.src, map_location='cpu')
     try:
         state_dict, backbone_cfg = convert_checkpoint(

@@ -40,7 +40,7 @@ def publish(in_file: str, out_file: str, save_keys=('meta', 'state_dict')) -> st
     """Write the stripped checkpoint; return its final (hashed) path."""
     import torch
 
-    from mmconvarch.compat import load_checkpoint_file  # weights_only + allow-list
+    from mmconvarch.checkpoint import load_checkpoint_file  # weights_only + allow-list
     checkpoint = load_checkpoint_file(in_file, map_location='cpu')
     if not isinstance(checkpoint, dict) or 'state_dict' not in checkpoint:
         found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint)

@@ -2,5 +2,6 @@
 from mmconvarch.utils.optional import import_families
 
 __all__ = import_families(__name__, {
+    'classifier': ('mmpretrain.models', ),
     'revcol_inter_supv': ('mmpretrain.models', ),
 }, globals())

@@ -11,10 +11,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.models.backbones.convnext import ConvNeXtBlock
-from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.models.utils import LayerNorm2d
 
 from mmconvarch.registry import MODELS
+from .classifier import OfficialCheckpointClassifier
 
 __all__ = ['RevColClassifier', 'RevColDecoder', 'RevColAuxHead']
 
@@ -71,7 +71,7 @@ class RevColDecoder(BaseModule):
 
 
 @MODELS.register_module()
-class RevColClassifier(ImageClassifier):
+class RevColClassifier(OfficialCheckpointClassifier):
     """mmpretrain ``ImageClassifier`` with RevCol's intermediate supervision.
 
     Args:

@@ -4,11 +4,19 @@ torch>=2.6 defaults ``torch.load(weights_only=True)``; mmengine 0.10.7 loads
 local checkpoints without the argument, so resuming fails on the
 ``HistoryBuffer``/numpy objects its own checkpoints hold, and it downloads
 URLs with ``torch.hub.load_state_dict_from_url``, whose default is
-``weights_only=False`` (any pickle runs). ``import mmconvarch`` replaces both
-with :func:`load_checkpoint_file` / :func:`load_url`: ``weights_only=True``
-plus an allow-list of exactly the classes mmengine's own checkpoints and the
-official repos' ones hold (:func:`allowed_globals`). Resume works; a pickle
-that would run code is refused with :class:`UntrustedCheckpointError`.
+``weights_only=False`` (any pickle runs).
+
+:func:`enable_safe_checkpoint_loading` (also ``mmconvarch.
+enable_safe_checkpoint_loading``) makes mmengine load both through
+:func:`load_checkpoint_file` / :func:`load_url`: ``weights_only=True`` plus an
+allow-list of exactly the classes mmengine's own checkpoints and the official
+repos' ones hold (:func:`allowed_globals`). Resume works; a pickle that would
+run code is refused with :class:`UntrustedCheckpointError`. It changes
+mmengine for the whole process (its local-file loader and
+``mmengine.runner.checkpoint.load_url``), so nothing does it on import: our
+tools (``tools/train.py``, ``tools/test.py`` and the other tools that load
+checkpoints) call it first thing, and so can any script;
+:func:`disable_safe_checkpoint_loading` puts mmengine's own loaders back.
 
 A checkpoint you trust may load unrestricted (``weights_only=False``, with
 one log line saying so): list the file, a directory above it or a URL
@@ -23,7 +31,7 @@ import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, Callable, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import torch
 from mmengine.logging import HistoryBuffer, print_log
@@ -126,10 +134,10 @@ def _allow_listed(filename: str):
             f'Refusing to load {filename}: {_refusal_reason(e)} mmconvarch loads '
             'checkpoints with torch.load(weights_only=True) and only the '
             'classes mmengine and official checkpoints hold '
-            '(mmconvarch.compat.allowed_globals); unpickling anything else '
+            '(mmconvarch.checkpoint.allowed_globals); unpickling anything else '
             'could run code. If you trust this file, list it (or its '
             f'directory) in {TRUST_ENV}, e.g. {TRUST_ENV}={filename}, or call '
-            f'mmconvarch.compat.trust_checkpoint({filename!r}).') from None
+            f'mmconvarch.checkpoint.trust_checkpoint({filename!r}).') from None
 
 
 def _trusted_log(filename: str, source: str) -> None:
@@ -174,10 +182,45 @@ def _load_from_local(filename: str, map_location: Any = None) -> Any:
     return load_checkpoint_file(filename, map_location)
 
 
-def patch_checkpoint_loading() -> None:
-    """Route mmengine's local and URL checkpoint loading through the safe
-    loaders above (resume works on torch>=2.6, untrusted code never runs)."""
+# mmengine's own loaders, saved by the first enable_safe_checkpoint_loading()
+_MMENGINE_LOADERS: Dict[str, Callable] = {}
+
+
+def safe_checkpoint_loading_enabled() -> bool:
+    """Whether mmengine loads checkpoints through this module right now."""
+    return (CheckpointLoader._schemes.get('') is _load_from_local
+            and mmengine_checkpoint.load_url is load_url)
+
+
+def enable_safe_checkpoint_loading() -> None:
+    """Make mmengine load every local and URL checkpoint of this process
+    safely: ``weights_only=True`` plus :func:`allowed_globals`, trusted files
+    unrestricted (see the module docstring).
+
+    Replaces mmengine's local-file scheme loader (``CheckpointLoader``'s
+    ``''`` prefix, through its public ``register_scheme``) and
+    ``mmengine.runner.checkpoint.load_url`` (behind ``http(s)://``,
+    ``torchvision://``, ``open-mmlab://``, ``mmcls://``). Idempotent; undone
+    by :func:`disable_safe_checkpoint_loading`. ``import mmconvarch`` does not
+    call it; our tools do.
+    """
+    if safe_checkpoint_loading_enabled():
+        return
+    if not _MMENGINE_LOADERS:
+        _MMENGINE_LOADERS.update(local=CheckpointLoader._schemes.get(''),
+                                 load_url=mmengine_checkpoint.load_url)
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
                                      force=True)
-    # load_from_http (also behind torchvision://, open-mmlab://, mmcls://)
     mmengine_checkpoint.load_url = load_url
+
+
+def disable_safe_checkpoint_loading() -> None:
+    """Put back the mmengine loaders :func:`enable_safe_checkpoint_loading`
+    replaced (a no-op if it never ran)."""
+    if not _MMENGINE_LOADERS:
+        return
+    if CheckpointLoader._schemes.get('') is _load_from_local:
+        CheckpointLoader.register_scheme(prefixes='', loader=_MMENGINE_LOADERS['local'],
+                                         force=True)
+    if mmengine_checkpoint.load_url is load_url:
+        mmengine_checkpoint.load_url = _MMENGINE_LOADERS['load_url']

@@ -1,12 +1,13 @@
 """The registry of official checkpoint layouts, below models and converters.
 
-Each family's converter (:mod:`mmconvarch.converters`) registers a pure
-function ``convert(state_dict, **opts) -> (state_dict, backbone_cfg)`` here
-with :func:`register_converter`; ``import mmconvarch`` imports the
+Each family's converter (:mod:`mmconvarch.checkpoint.converters`) registers a
+pure function ``convert(state_dict, **opts) -> (state_dict, backbone_cfg)``
+here with :func:`register_converter`; ``import mmconvarch`` imports the
 converters, so every family is registered before a backbone loads a
 checkpoint. The backbones reach the converters only through this module
 (:func:`convert_official_in_place`, :func:`guess_family`), so ``models``
-never imports ``converters``.
+never imports ``converters``. :func:`find_weights` is the one place that knows
+where a checkpoint file keeps its weights.
 """
 import re
 from typing import Callable, Dict, Iterable, Optional, Tuple
@@ -19,8 +20,10 @@ CONVERTERS: Dict[str, Callable[..., Tuple[StateDict, dict]]] = {}
 OFFICIAL_MARKERS: Dict[str, 're.Pattern'] = {}
 # family -> (display name, regex matching keys of the family in any layout)
 SIGNATURES: Dict[str, Tuple[str, 're.Pattern']] = {}
-# where official and mmengine checkpoints keep their weights, in that order
+# where official and mmengine checkpoints keep their weights, in the order
+# searched: plain weights first, then the EMA ones (EMA-only official files)
 WEIGHT_ENTRIES = ('model', 'state_dict', 'state_dict_ema', 'model_ema')
+EMA_ENTRIES = ('state_dict_ema', 'model_ema')
 
 
 def register_converter(family: str, official_marker: Optional[str] = None,
@@ -70,15 +73,24 @@ def show_keys(keys: list, limit: int = 6) -> str:
     return f'{len(keys)} {list(keys[:limit])}{" ..." if len(keys) > limit else ""}'
 
 
-def official_weights(checkpoint: dict) -> dict:
-    """The weights entry of a checkpoint: its ``model``, ``state_dict``,
-    ``state_dict_ema`` or ``model_ema`` dict (the first there; EMA-only
-    official checkpoints keep their weights in the last two), with
-    ``module.`` stripped; else the dict itself."""
-    for key in WEIGHT_ENTRIES:
+def find_weights(checkpoint: dict, ema: bool = False) -> dict:
+    """The weights of a checkpoint file's contents, ``module.`` stripped.
+
+    The first dict among the checkpoint's ``model``, ``state_dict``,
+    ``state_dict_ema`` and ``model_ema`` entries (:data:`WEIGHT_ENTRIES`; an
+    EMA-only official file keeps its weights in the last two), else the
+    checkpoint itself (a bare state dict). With ``ema=True`` only the EMA
+    entries count, and a checkpoint without one raises KeyError.
+    """
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'A checkpoint must be a dict, got {type(checkpoint).__name__}.')
+    for key in EMA_ENTRIES if ema else WEIGHT_ENTRIES:
         if isinstance(checkpoint.get(key), dict):
             return strip_module_prefix(checkpoint[key])
-    return checkpoint
+    if ema:
+        raise KeyError(f'ema=True but the checkpoint has none of {list(EMA_ENTRIES)}; '
+                       f'its entries are {list(checkpoint)[:10]}.')
+    return strip_module_prefix(checkpoint)
 
 
 def convert_official_in_place(state_dict: dict, family: str) -> bool:
@@ -93,7 +105,7 @@ def convert_official_in_place(state_dict: dict, family: str) -> bool:
     ``'model'``); keys are converted if the family's official marker is
     found and its converter accepts them. Returns True if anything changed.
     """
-    inner = official_weights(state_dict)
+    inner = find_weights(state_dict)
     marker = OFFICIAL_MARKERS.get(family)
     if marker is not None and any(marker.match(k) for k in inner):
         try:
@@ -104,7 +116,7 @@ def convert_official_in_place(state_dict: dict, family: str) -> bool:
         else:
             inner = {k[len('backbone.'):]: v for k, v in new.items()
                      if k.startswith('backbone.')}
-    if inner is state_dict:
+    if list(inner) == list(state_dict) and all(inner[k] is state_dict[k] for k in inner):
         return False
     state_dict.clear()
     state_dict.update(inner)
@@ -125,7 +137,7 @@ def convert_official_model_in_place(state_dict: dict, prefix: str, family: str,
     """
     if any(k.startswith(prefix + backbone + '.') for k in state_dict):
         return False
-    inner = official_weights({k[len(prefix):]: v for k, v in state_dict.items()
+    inner = find_weights({k[len(prefix):]: v for k, v in state_dict.items()
                               if k.startswith(prefix)})
     marker = OFFICIAL_MARKERS.get(family)
     name = SIGNATURES.get(family, (family, None))[0]

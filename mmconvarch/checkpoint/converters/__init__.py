@@ -3,7 +3,7 @@
 Each family registers a pure function ``convert(state_dict, **opts)``
 returning ``(new_state_dict, backbone_cfg)`` (keys laid out as an mmpretrain
 classifier: ``backbone.*``, ``head.fc.*``; the backbone config they fit) in
-:mod:`mmconvarch.checkpoint_layouts`, through which the backbones load
+:mod:`mmconvarch.checkpoint.layouts`, through which the backbones load
 official checkpoints directly. :func:`convert_checkpoint` checks the result
 against that backbone, so a checkpoint of the wrong family is refused with
 its missing/unexpected keys.
@@ -12,12 +12,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from mmconvarch.checkpoint_layouts import (CONVERTERS, OFFICIAL_MARKERS,  # noqa: F401
-                                           SIGNATURES, WEIGHT_ENTRIES, StateDict,
-                                           convert_official_in_place, guess_family,
-                                           diff_keys, official_weights,
-                                           register_converter, show_keys,
-                                           strip_module_prefix)
+from ..layouts import (CONVERTERS, OFFICIAL_MARKERS, SIGNATURES,  # noqa: F401
+                       StateDict, diff_keys, find_weights, guess_family,
+                       register_converter, show_keys)
 
 
 # official ConvNeXt block names -> mmpretrain ConvNeXtBlock's (RevCol, ConvNeXt V2)
@@ -38,24 +35,11 @@ def official_head_key(key: str) -> str:
 
 
 def extract_state_dict(checkpoint: dict, ema: bool = False) -> StateDict:
-    """The weights of an official or mmengine checkpoint.
-
-    Looks in ``state_dict_ema``/``model_ema`` (with ``ema=True``), then
-    ``model``, ``state_dict``, else takes the dict itself; strips
-    ``module.``.
-    """
-    keys = (('state_dict_ema', 'model_ema') if ema else ()) + ('model',
-                                                               'state_dict')
-    for key in keys:
-        if isinstance(checkpoint.get(key), dict):
-            checkpoint = checkpoint[key]
-            break
-    else:
-        if ema:
-            raise KeyError('ema=True but the checkpoint has neither '
-                           f'state_dict_ema nor model_ema: {list(checkpoint)}')
-    return strip_module_prefix(
-        {k: v for k, v in checkpoint.items() if torch.is_tensor(v)})
+    """The tensors of an official or mmengine checkpoint's weights, found by
+    :func:`~mmconvarch.checkpoint.layouts.find_weights` (``ema=True``: only
+    its ``state_dict_ema``/``model_ema`` entry)."""
+    return {k: v for k, v in find_weights(checkpoint, ema=ema).items()
+            if torch.is_tensor(v)}
 
 
 def check_against_backbone(state_dict: StateDict, backbone_cfg: dict,
@@ -93,9 +77,5 @@ def save_converted(state_dict: StateDict, backbone_cfg: dict, path: str,
                     meta=dict(backbone=backbone_cfg, source=source)), path)
 
 
-def _load_families() -> None:
-    """Register every family (done on import; kept for the tools)."""
-    from . import convnextv2, revcol, slak, vanillanet  # noqa: F401
-
-
-_load_families()
+# every family registers itself in layouts.CONVERTERS (below the helpers they use)
+from . import convnextv2, revcol, slak, vanillanet  # noqa: E402,F401
