@@ -7,11 +7,9 @@ import torch.nn.functional as F
 
 from conftest import load_tool, num_params
 from mmconvarch.deploy import switch_to_deploy
-from mmconvarch.models.backbones.vanillanet import (VanillaNet,
-                                                     VanillaNetClsHead,
-                                                     get_act_learn,
-                                                     leaky_relu,
+from mmconvarch.models.backbones.vanillanet import (VanillaNet, get_act_learn, leaky_relu,
                                                      set_act_learn)
+from mmconvarch.models.heads import VanillaNetClsHead
 
 ARCHS = list(VanillaNet.arch_zoo)
 # official README (params in M, deploy form incl. the 1000-way classifier)
@@ -351,8 +349,8 @@ def test_memory_format_changes_layout_not_values(deploy):
                       memory_format='contiguous')
     nchw.load_state_dict(model.state_dict())
     nchw.train(model.training)
-    assert model.memory_format is torch.channels_last
     x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    assert model.memory_format(x.device) is torch.channels_last  # 'auto' on a CPU
     outs, ref = model(x), nchw(x)
     for out, r in zip(outs, ref):
         assert out.is_contiguous()
@@ -361,8 +359,8 @@ def test_memory_format_changes_layout_not_values(deploy):
         grad = torch.autograd.grad(sum(o.sum() for o in outs), x)[0]
         grad_ref = torch.autograd.grad(sum(r.sum() for r in ref), x)[0]
         torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match=r"memory_format must be one of \['channels_last', "
-                       r"'contiguous'\], got 'nhwc'"):
+    with pytest.raises(ValueError, match=r"memory_format must be one of \['auto', "
+                       r"'channels_last', 'contiguous'\], got 'nhwc'"):
         VanillaNet(scaled('5'), memory_format='nhwc')
 
 

@@ -1,6 +1,6 @@
 """Train form vs deploy form of VanillaNet classifiers, measured in one run:
 forward latency at batch 1 and batch 32 of the train form, the deploy form
-(channels_last, the default) and the deploy form in NCHW (timed interleaved
+(``memory_format='auto'``, the default) and the deploy form in NCHW (timed interleaved
 so a shared machine's load hits all three), the deploy form's GFLOP/s
 against the machine's fp32 matmul peak,
 parameters and FLOPs (``mmengine.analysis``; FLOPs count multiply-adds, as
@@ -38,8 +38,8 @@ class Classifier(nn.Module):
 
 
 def build(arch: str, num_classes: int = 1000) -> Classifier:
-    from mmconvarch.models.backbones.vanillanet import (VanillaNet,
-                                                         VanillaNetClsHead)
+    from mmconvarch.models.backbones.vanillanet import VanillaNet
+    from mmconvarch.models.heads import VanillaNetClsHead
     backbone = VanillaNet(arch)
     model = Classifier(backbone, VanillaNetClsHead(num_classes,
                                                    backbone.channels[-1]))
@@ -104,6 +104,7 @@ def complexity(model: nn.Module, size: int, device: str):
 
 def run(archs, size, batch_sizes, device, repeats_bs1, repeats_big):
     from mmconvarch.deploy import switch_to_deploy
+    from mmconvarch.models.memory_format import MemoryFormatPolicy
     rows = []
     for arch in archs:
         train = build(arch).to(device)
@@ -112,7 +113,7 @@ def run(archs, size, batch_sizes, device, repeats_bs1, repeats_big):
         switch_to_deploy(deploy)
         fuse_s = time.perf_counter() - start
         deploy_nchw = copy.deepcopy(deploy)  # the same weights, NCHW maps
-        deploy_nchw.backbone.memory_format = torch.contiguous_format
+        deploy_nchw.backbone.memory_format = MemoryFormatPolicy('contiguous', 'VanillaNet')
         x1 = torch.randn(1, 3, size, size, device=device)
         with torch.no_grad():
             diff = (train(x1) - deploy(x1)).abs().max().item()

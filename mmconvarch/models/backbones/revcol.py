@@ -21,9 +21,10 @@ from mmpretrain.models.backbones.convnext import ConvNeXtBlock
 from mmpretrain.models.utils import LayerNorm2d
 
 from mmconvarch.models.layers import reversible_columns
+from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from ._utils import (OfficialCheckpointMixin, check_frozen_stages, check_input_size,
-                     normalize_out_indices, resolve_arch, resolve_memory_format)
+                     normalize_out_indices, resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -93,15 +94,16 @@ class RevColBlock(ConvNeXtBlock):
 
 
 class Level(nn.Module):
-    """Fusion, then the level's ConvNeXt blocks, which run in
-    ``memory_format`` (the down path's LN hands over NCHW maps)."""
+    """Fusion, then the level's ConvNeXt blocks, which run in the layout
+    ``memory_format`` gives for the input's device (the down path's LN hands
+    over NCHW maps); None: NCHW."""
 
     def __init__(self, level: int, channels: Sequence[int],
                  layers: Sequence[int], kernel_size: int, first_col: bool,
                  dp_rates: Sequence[float], top_to_level0: bool,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: Optional[MemoryFormatPolicy] = None) -> None:
         super().__init__()
-        self.memory_format = memory_format
+        self.memory_format = memory_format or MemoryFormatPolicy('contiguous', 'RevCol')
         self.fusion = Fusion(level, channels, first_col, top_to_level0)
         start = sum(layers[:level])
         self.blocks = nn.Sequential(*[
@@ -115,7 +117,8 @@ class Level(nn.Module):
 
     def forward(self, down: torch.Tensor,
                 ups: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.blocks(self.fusion(down, ups).contiguous(memory_format=self.memory_format))
+        fused = self.fusion(down, ups)
+        return self.blocks(fused.contiguous(memory_format=self.memory_format(fused.device)))
 
 
 class RevColColumn(nn.Module):
@@ -125,7 +128,7 @@ class RevColColumn(nn.Module):
     def __init__(self, channels: Sequence[int], layers: Sequence[int],
                  kernel_size: int, first_col: bool,
                  dp_rates: Sequence[float], top_to_level0: bool,
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: Optional[MemoryFormatPolicy] = None) -> None:
         super().__init__()
         self.num_levels = len(channels)
         self.first_col = first_col
@@ -219,13 +222,12 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
             alpha). Defaults to 1e-3, the official value.
         frozen_stages (int): Freeze the stem and levels ``< frozen_stages``
             of every column (their alphas too); 0 or -1 freezes nothing.
-        memory_format (str): Layout the columns' blocks run in:
-            ``'channels_last'`` (default) or ``'contiguous'`` (NCHW, as the
-            official code, which falls into channels-last only where its
-            upsampled term comes first in a sum). On this CPU the ConvNeXt
-            blocks run 2-4 % faster forward+backward on channels-last maps
-            (``tools/analysis/benchmark_revcol_memory.py`` prints both).
-            Outputs are NCHW-contiguous either way.
+        memory_format (str): Layout the columns' blocks run in: ``'auto'``
+            (default: per device type, :data:`mmconvarch.models.
+            memory_format.MEMORY_FORMAT_POLICY`), ``'channels_last'`` or
+            ``'contiguous'`` (NCHW, as the official code, which falls into
+            channels-last only where its upsampled term comes first in a
+            sum). Outputs are NCHW-contiguous either way.
         init_cfg (dict | list, optional): Initialisation config. An
             official RevCol checkpoint (file or URL, its ``model`` or EMA
             weights) loads directly with
@@ -269,7 +271,7 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
                  save_memory: bool = False,
                  alpha_min: float = 1e-3,
                  frozen_stages: int = 0,
-                 memory_format: str = 'channels_last',
+                 memory_format: str = 'auto',
                  init_cfg=(dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
                                 std=.02, bias=0.),
                            dict(type='Constant', layer=['LayerNorm'], val=1.,
@@ -299,7 +301,7 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
             raise ValueError('RevCol gap_before_final_norm=True needs '
                              'out_norm=True (pooled features are normed).')
         self.alpha_min = alpha_min
-        self.memory_format = resolve_memory_format(memory_format, 'RevCol')
+        self.memory_format = MemoryFormatPolicy(memory_format, 'RevCol')
         self.save_memory = save_memory
         self.out_norm = out_norm
         self.gap_before_final_norm = gap_before_final_norm
@@ -343,7 +345,8 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
         """Levels of the columns in ``returned`` (``[column][level]``; None
         for the others, which the reversible path never keeps)."""
         check_input_size(x, self.min_input_size, 'RevCol')
-        x = self.stem(x).contiguous(memory_format=self.memory_format)
+        x = self.stem(x)
+        x = x.contiguous(memory_format=self.memory_format(x.device))
         reversible = self.save_memory and torch.is_grad_enabled()
         if self.training or reversible:
             # training keeps the official in-place projection (the optimizer

@@ -13,7 +13,6 @@ so official checkpoints map almost 1:1 (see :mod:`mmconvarch.converters.slak`).
 Dynamic sparsity (ERK/SNIP init, prune and regrow) lives in
 :mod:`mmconvarch.sparsity`, driven by ``SparseRegrowHook``.
 """
-import importlib.util
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -26,11 +25,11 @@ from mmengine.model import BaseModule
 from mmpretrain.models.utils import LayerNorm2d
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
                      check_input_size, convnext_layer_depth, freeze_modules,
-                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm,
-                     resolve_memory_format)
+                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -49,19 +48,10 @@ class DepthwiseConv2d(nn.Conv2d):
     kernel would be wrong. ``use_igemm``: None uses the extension when it is
     importable and the input is a CUDA fp16/fp32 tensor, True requires it,
     False never uses it.
-
-    ``use_triton``: the Triton kernels of
-    :mod:`mmconvarch.models.layers.dwconv_triton` for CUDA inputs. None
-    (automatic) takes them only for a (device, dtype, kernel, C, H, W) that
-    ``MEASURED_TRITON_WINS`` lists as faster than cuDNN (none yet: cuDNN, or
-    the iGEMM extension when installed), True always (CUDA tensors only; a
-    CPU input raises), False never. CPU inputs, tracing and ONNX export
-    always take ``F.conv2d``.
     """
 
     def __init__(self, channels: int, kernel_size: Tuple[int, int],
-                 bias: bool = False, use_igemm: Optional[bool] = None,
-                 use_triton: Optional[bool] = None) -> None:
+                 bias: bool = False, use_igemm: Optional[bool] = None) -> None:
         kh, kw = kernel_size
         super().__init__(channels, channels, (kh, kw), padding=(kh // 2,
                                                                 kw // 2),
@@ -73,35 +63,12 @@ class DepthwiseConv2d(nn.Conv2d):
                 'sources); install it or pass use_igemm=None/False for the '
                 'PyTorch path.')
         self.use_igemm = use_igemm
-        self.use_triton = _check_use_triton(use_triton, use_igemm)
 
     def _igemm_ok(self, x: torch.Tensor) -> bool:
         return (self.use_igemm is not False and _igemm is not None
                 and x.is_cuda and x.dtype in (torch.float16, torch.float32))
 
-    def _triton_ok(self, x: torch.Tensor) -> bool:
-        if self.use_triton is False or torch.jit.is_scripting() or \
-                torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return False
-        if self.use_triton:
-            if not x.is_cuda:
-                raise RuntimeError(
-                    f'DepthwiseConv2d(use_triton=True) runs on CUDA tensors '
-                    f'only, got a {x.device} tensor; pass use_triton=None '
-                    '(automatic) or False for F.conv2d.')
-            return True
-        if not x.is_cuda or self._igemm_ok(x):
-            return False
-        from mmconvarch.models.layers.dwconv_triton import triton_preferred
-        return triton_preferred(x, self.kernel_size, torch.is_grad_enabled())
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._triton_ok(x):
-            from mmconvarch.models.layers.dwconv_triton import \
-                triton_depthwise_conv2d
-            weight, _ = crop_kernel_to_input(self.weight, self.padding,
-                                             x.shape[-2:])
-            return triton_depthwise_conv2d(x, weight, self.bias)
         if self._igemm_ok(x):  # pragma: no cover - needs the CUDA extension
             fn = (_igemm._DepthWiseConv2dImplicitGEMMFP16
                   if x.dtype == torch.float16 else
@@ -116,24 +83,6 @@ class DepthwiseConv2d(nn.Conv2d):
             weight, padding = crop_kernel_to_input(weight, padding, x.shape[-2:])
         return F.conv2d(x, weight, self.bias, self.stride, padding,
                         self.dilation, self.groups)
-
-
-def _check_use_triton(use_triton: Optional[bool],
-                      use_igemm: Optional[bool]) -> Optional[bool]:
-    """One clear error for a bad ``use_triton`` (or both paths forced)."""
-    if use_triton is not None and not isinstance(use_triton, bool):
-        raise ValueError(
-            'use_triton must be None (automatic: Triton only where measured '
-            'faster than cuDNN), True (always; CUDA tensors only) or False '
-            f'(never), got {use_triton!r}.')
-    if use_triton and use_igemm:
-        raise ValueError('use_triton=True and use_igemm=True both force a '
-                         'kernel; force at most one of them.')
-    if use_triton and importlib.util.find_spec('triton') is None:
-        raise ImportError('use_triton=True needs the triton package (it '
-                          'ships with CUDA builds of torch); pass '
-                          'use_triton=None or False for cuDNN.')
-    return use_triton
 
 
 def crop_kernel_to_input(weight: torch.Tensor, padding: Tuple[int, int],
@@ -154,13 +103,12 @@ def crop_kernel_to_input(weight: torch.Tensor, padding: Tuple[int, int],
 
 
 def _conv_bn(channels: int, kernel_size: Tuple[int, int],
-             norm_cfg: Optional[dict], use_igemm: Optional[bool],
-             use_triton: Optional[bool] = None) -> nn.Sequential:
+             norm_cfg: Optional[dict], use_igemm: Optional[bool]
+             ) -> nn.Sequential:
     """``conv`` (depthwise, no bias) then ``bn``: the official ``conv_bn``."""
     branch = nn.Sequential()
     branch.add_module('conv', DepthwiseConv2d(channels, kernel_size,
-                                              use_igemm=use_igemm,
-                                              use_triton=use_triton))
+                                              use_igemm=use_igemm))
     if norm_cfg is not None:
         branch.add_module('bn', build_norm_layer(norm_cfg, channels)[1])
     return branch
@@ -201,27 +149,22 @@ class DecomposedLargeKernelConv(nn.Module):
             (and no bias, as the official ``bn=False``). Defaults to BN.
         deploy (bool): Build the merged ``lkb_reparam`` directly.
         use_igemm (bool, optional): See :class:`DepthwiseConv2d`.
-        use_triton (bool, optional): The Triton kernels for CUDA inputs:
-            None where measured faster than cuDNN, True always, False
-            never. See :class:`DepthwiseConv2d`.
     """
 
     def __init__(self, channels: int, kernel_size: int, small_kernel: int,
                  decompose: bool = True,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
-                 use_igemm: Optional[bool] = None,
-                 use_triton: Optional[bool] = None) -> None:
+                 use_igemm: Optional[bool] = None) -> None:
         super().__init__()
         self.channels, self.kernel_size = channels, kernel_size
         self.small_kernel, self.decompose = small_kernel, decompose
         self.use_igemm = use_igemm
-        self.use_triton = _check_use_triton(use_triton, use_igemm)
         self.deploy = deploy
         if deploy:
             self.lkb_reparam = DepthwiseConv2d(
                 channels, (kernel_size, kernel_size), bias=True,
-                use_igemm=use_igemm, use_triton=use_triton)
+                use_igemm=use_igemm)
             return
         K, N = kernel_size, small_kernel
         if decompose and N >= K:
@@ -230,16 +173,12 @@ class DecomposedLargeKernelConv(nn.Module):
                 f'large kernel K={K} (KxN + NxK branches); use '
                 'decompose=False for a full KxK kernel (ConvNeXt mode).')
         if decompose:
-            self.LoRA1 = _conv_bn(channels, (K, N), norm_cfg, use_igemm,
-                                  use_triton)
-            self.LoRA2 = _conv_bn(channels, (N, K), norm_cfg, use_igemm,
-                                  use_triton)
+            self.LoRA1 = _conv_bn(channels, (K, N), norm_cfg, use_igemm)
+            self.LoRA2 = _conv_bn(channels, (N, K), norm_cfg, use_igemm)
         else:
-            self.lkb_origin = _conv_bn(channels, (K, K), norm_cfg, use_igemm,
-                                       use_triton)
+            self.lkb_origin = _conv_bn(channels, (K, K), norm_cfg, use_igemm)
         if N < K:
-            self.small_conv = _conv_bn(channels, (N, N), norm_cfg, use_igemm,
-                                       use_triton)
+            self.small_conv = _conv_bn(channels, (N, N), norm_cfg, use_igemm)
 
     def branches(self) -> List[nn.Sequential]:
         names = ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv')
@@ -271,8 +210,7 @@ class DecomposedLargeKernelConv(nn.Module):
         kernel, bias = self.get_equivalent_kernel_bias()
         self.lkb_reparam = DepthwiseConv2d(
             self.channels, (self.kernel_size, self.kernel_size), bias=True,
-            use_igemm=self.use_igemm,
-            use_triton=self.use_triton).to(kernel.device, kernel.dtype)
+            use_igemm=self.use_igemm).to(kernel.device, kernel.dtype)
         self.lkb_reparam.weight.data.copy_(kernel)
         self.lkb_reparam.bias.data.copy_(bias)
         for name in ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv'):
@@ -290,13 +228,11 @@ class SLaKBlock(nn.Module):
                  decompose: bool = True,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False, use_igemm: Optional[bool] = None,
-                 with_cp: bool = False,
-                 use_triton: Optional[bool] = None) -> None:
+                 with_cp: bool = False) -> None:
         super().__init__()
         self.large_kernel = DecomposedLargeKernelConv(
             channels, kernel_size, small_kernel, decompose=decompose,
-            norm_cfg=norm_cfg, deploy=deploy, use_igemm=use_igemm,
-            use_triton=use_triton)
+            norm_cfg=norm_cfg, deploy=deploy, use_igemm=use_igemm)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.pwconv1 = nn.Linear(channels, 4 * channels)
         self.act = nn.GELU()
@@ -369,24 +305,17 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             Defaults to False.
         use_igemm (bool, optional): Use the optional iGEMM CUDA extension:
             None if importable, True required, False never. Defaults to None.
-        use_triton (bool, optional): The Triton depthwise kernels
-            (:mod:`mmconvarch.models.layers.dwconv_triton`) for CUDA inputs:
-            None where a measurement on that device says they beat cuDNN
-            (none recorded yet, so cuDNN), True always (CUDA only), False
-            never. CPU, tracing and ONNX export use ``F.conv2d``. Defaults
-            to None.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         layer_decay_type (str): Layer ids for layer-wise lr decay:
             ``'group'`` (the official detection ``layer_wise`` ConvNeXt rule,
             6 or 12 groups) or ``'stage'`` (the official segmentation
             ``stage_wise`` rule). Defaults to ``'group'``.
-        memory_format (str): Layout of each stage's maps: ``'channels_last'``
-            (default) or ``'contiguous'`` (NCHW, as official). The LNs
-            between stages hand over channels-last-strided maps anyway;
-            converting the input and each stage's input makes the layout one
-            decision. On a CPU, oneDNN's depthwise conv backward is several
-            times faster on channels_last for the long KxN kernels
-            (``tools/analysis/benchmark_slak.py`` prints both).
+        memory_format (str): Layout of each stage's maps: ``'auto'``
+            (default: per device type, :data:`mmconvarch.models.
+            memory_format.MEMORY_FORMAT_POLICY`), ``'channels_last'`` or
+            ``'contiguous'`` (NCHW, as official). The LNs between stages
+            hand over channels-last-strided maps anyway; converting the
+            input and each stage's input makes the layout one decision.
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02) for
             every Conv2d and Linear, as the official ``_init_weights``. An
             official classification checkpoint (its ``model`` or EMA
@@ -425,10 +354,9 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
                  use_igemm: Optional[bool] = None,
-                 use_triton: Optional[bool] = None,
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
-                 memory_format: str = 'channels_last',
+                 memory_format: str = 'auto',
                  init_cfg: Optional[Union[dict, List[dict]]] = [
                      dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
                           std=.02, bias=0.),
@@ -459,7 +387,7 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         self.gap_before_final_norm = resolve_gap_before_final_norm(
             gap_before_final_norm, self.out_indices)
         self.layer_decay_type = layer_decay_type
-        self.memory_format = resolve_memory_format(memory_format, 'SLaK')
+        self.memory_format = MemoryFormatPolicy(memory_format, 'SLaK')
         self.deploy = deploy
 
         self.downsample_layers = nn.ModuleList()
@@ -481,8 +409,7 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                           drop_path=dpr[cur + j],
                           layer_scale_init_value=layer_scale_init_value,
                           decompose=decompose, norm_cfg=norm_cfg,
-                          deploy=deploy, use_igemm=use_igemm, with_cp=with_cp,
-                          use_triton=use_triton)
+                          deploy=deploy, use_igemm=use_igemm, with_cp=with_cp)
                 for j in range(depths[i])]))
             cur += depths[i]
 
@@ -505,10 +432,11 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_input_size(x, self.min_input_size, 'SLaK')
+        layout = self.memory_format(x.device)
         outs = []
         for i in range(self.num_stages):
-            x = self.downsample_layers[i](x.contiguous(memory_format=self.memory_format))
-            x = self.stages[i](x.contiguous(memory_format=self.memory_format))
+            x = self.downsample_layers[i](x.contiguous(memory_format=layout))
+            x = self.stages[i](x.contiguous(memory_format=layout))
             if i in self.out_indices:
                 norm = getattr(self, f'norm{i}')
                 if self.gap_before_final_norm:

@@ -28,10 +28,10 @@ from mmengine.model import BaseModule
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                     check_input_size, freeze_modules, normalize_out_indices, resolve_arch,
-                     resolve_memory_format)
+                     check_input_size, freeze_modules, normalize_out_indices, resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -308,13 +308,11 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             ``'single'`` (official classification rule: stem 0, block i ->
             i + 1) or ``'pair'`` (official detection rule: block i ->
             i // 2 + 1). Parameters outside the backbone get lr scale 1.
-        memory_format (str): Layout the convs run in: ``'channels_last'``
-            (default; the input is converted once, every op keeps it) or
-            ``'contiguous'`` (NCHW). Outputs are contiguous NCHW either way.
-            channels_last is faster on CPUs (oneDNN: the max-pools and
-            depthwise convs run ~5x faster, see
-            ``tools/analysis/benchmark_vanillanet.py``) and on CUDA
-            (cuDNN's NHWC kernels).
+        memory_format (str): Layout the convs run in: ``'auto'`` (default:
+            per device type, :data:`mmconvarch.models.memory_format.
+            MEMORY_FORMAT_POLICY`), ``'channels_last'`` (the input is
+            converted once, every op keeps it) or ``'contiguous'`` (NCHW).
+            Outputs are contiguous NCHW either way.
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02)
             convs with zero bias, as official. An official checkpoint (its
             ``model`` or EMA weights; λ set to 1) loads directly with
@@ -365,7 +363,7 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  deploy: bool = False,
                  with_cp: bool = False,
                  layer_decay_type: str = 'single',
-                 memory_format: str = 'channels_last',
+                 memory_format: str = 'auto',
                  init_cfg: Optional[Union[dict, list]] = dict(
                      type='TruncNormal', layer='Conv2d', std=.02, bias=0.)
                  ) -> None:
@@ -404,7 +402,7 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                                                  'VanillaNet')
         self.norm_eval, self.with_cp = norm_eval, with_cp
         self.layer_decay_type = layer_decay_type
-        self.memory_format = resolve_memory_format(memory_format, 'VanillaNet')
+        self.memory_format = MemoryFormatPolicy(memory_format, 'VanillaNet')
         self.deploy = deploy
         norm_cfg = dict(norm_cfg)
         norm_cfg.setdefault('eps', 1e-6)
@@ -452,7 +450,7 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_input_size(x, self.min_input_size, 'VanillaNet',
                          why='stem and max-pool strides')
-        x = x.contiguous(memory_format=self.memory_format)
+        x = x.contiguous(memory_format=self.memory_format(x.device))
         if self.deploy:
             conv, act = self.stem
             x = act(conv(x), overwrite_input=not torch.is_grad_enabled())
