@@ -11,6 +11,15 @@ generated sample set with --sample-data), or with --shape from random images
 of H x W fed to the test step directly (no data needed; the network sees
 exactly H x W). Without CHECKPOINT the weights are random, which times the
 same network. --deploy times the re-parameterised form (mmconvarch.deploy).
+
+--latency (with --shape) times the network's tensor forward alone (backbone,
+neck, head; no data handling) eagerly and through
+``mmconvarch.deploy.latency_model`` (one CUDA graph replay on a GPU),
+interleaved call by call, in --dtype, and checks that both give the same
+outputs:
+
+    python tools/analysis/benchmark.py configs/vanillanet/vanillanet_5_in1k.py \
+        --deploy --latency --shape 224 --dtype float16 --num-iters 200
 """
 import argparse
 import itertools
@@ -29,6 +38,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 _DATA_SAMPLES = {'mmdet': ('mmdet.structures', 'DetDataSample'),
                  'mmseg': ('mmseg.structures', 'SegDataSample'),
                  'mmpretrain': ('mmpretrain.structures', 'DataSample')}
+_DTYPES = {'float32': torch.float32, 'float16': torch.float16, 'bfloat16': torch.bfloat16}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -53,6 +63,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default=None,
                         help='cuda when available, else cpu')
     parser.add_argument('--out', help='also write the results to this .json')
+    parser.add_argument('--latency', action='store_true',
+                        help='time the tensor forward eager vs latency_model (a CUDA '
+                        'graph on a GPU), interleaved; needs --shape')
+    parser.add_argument('--dtype', default='float32', choices=sorted(_DTYPES),
+                        help='with --latency: the model and input dtype')
     parser.add_argument(
         '--sample-data', nargs='?', const='data/sample', default=None,
         metavar='ROOT', help='batches from the generated sample set')
@@ -68,6 +83,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--num-warmup must be >= 0')
     if args.force and not args.deploy:
         parser.error('--force only applies with --deploy')
+    if args.latency and args.shape is None:
+        parser.error('--latency times a fixed input: give --shape H W')
+    if args.dtype != 'float32' and not args.latency:
+        parser.error('--dtype only applies with --latency')
     return args
 
 
@@ -155,6 +174,54 @@ def benchmark(model: torch.nn.Module, batches: Iterator[dict], num_iters: int,
                 num_iters=num_iters, num_warmup=num_warmup, device=device)
 
 
+class TensorForward(torch.nn.Module):
+    """``model(x, mode='tensor')``: the network without data handling."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model(x, mode='tensor')
+
+
+def latency(model: torch.nn.Module, shape, batch_size: int, dtype: torch.dtype,
+            num_iters: int, num_warmup: int, device: str) -> dict:
+    """Per-call latency of the tensor forward, eager against
+    ``latency_model`` (interleaved call by call, synchronised after each),
+    and the largest output difference between the two."""
+    from mmconvarch.deploy import latency_model
+    net = TensorForward(model.to(dtype=dtype)).eval()
+    x = torch.randn(batch_size, 3, *shape, device=device, dtype=dtype)
+    fast = latency_model(net, x)
+
+    def sync() -> None:
+        if device.startswith('cuda'):
+            torch.cuda.synchronize()
+
+    def leaves(out):
+        return [out] if isinstance(out, torch.Tensor) else [
+            t for o in out for t in leaves(o)]
+
+    with torch.no_grad():
+        diff = max((a.float() - b.float()).abs().max().item()
+                   for a, b in zip(leaves(net(x)), leaves(fast(x))))
+        times = {'eager': [], 'latency_model': []}
+        for i in range(num_warmup + num_iters):
+            for name, fn in (('eager', net), ('latency_model', fast)):
+                sync()
+                start = time.perf_counter()
+                fn(x)
+                sync()
+                if i >= num_warmup:
+                    times[name].append(time.perf_counter() - start)
+    eager, graph = (1000 * statistics.median(times[k]) for k in times)
+    return dict(eager_median_ms=eager, latency_model_median_ms=graph,
+                speedup=eager / graph, max_abs_diff=diff, graphed=fast.graphed,
+                batch_size=batch_size, dtype=str(dtype).replace('torch.', ''),
+                num_iters=num_iters, num_warmup=num_warmup, device=device)
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from mmconvarch.launch import load_config
@@ -166,6 +233,27 @@ def main(argv=None) -> dict:
         raise SystemExit(f'{type(model).__name__} has no predict step (a '
                          'self-supervised pre-training model): benchmark its '
                          'fine-tuning or downstream config instead.')
+    if args.latency:
+        shape = args.shape * 2 if len(args.shape) == 1 else args.shape
+        result = latency(model, shape, args.batch_size, _DTYPES[args.dtype], args.num_iters,
+                         args.num_warmup, device)
+        result.update(config=args.config, checkpoint=args.checkpoint, deploy=args.deploy,
+                      input=f'random {shape[0]}x{shape[1]}')
+        print(f'{args.config} (tensor forward, batch {args.batch_size}, {result["dtype"]}, '
+              f'{device}{", deploy" if args.deploy else ""}): eager '
+              f'{result["eager_median_ms"]:.3f} ms, latency_model '
+              f'{"(CUDA graph) " if result["graphed"] else "(eager fallback) "}'
+              f'{result["latency_model_median_ms"]:.3f} ms (medians, interleaved), '
+              f'{result["speedup"]:.2f}x; max |diff| {result["max_abs_diff"]:.3g}')
+    else:
+        result = run_test_step(cfg, model, args, device)
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+def run_test_step(cfg, model: torch.nn.Module, args, device: str) -> dict:
     if args.shape is not None:
         shape = args.shape * 2 if len(args.shape) == 1 else args.shape
         batches = random_batches(cfg.default_scope, shape, args.batch_size)
@@ -182,9 +270,6 @@ def main(argv=None) -> dict:
           f'latency {result["latency_ms"]:.2f} ms/batch (median '
           f'{result["latency_median_ms"]:.2f}, min {result["latency_min_ms"]:.2f}) '
           f'over {args.num_iters} iterations after {args.num_warmup} warm-up')
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(result, f, indent=2)
     return result
 
 
