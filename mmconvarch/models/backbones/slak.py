@@ -13,6 +13,7 @@ so official checkpoints map almost 1:1 (see :mod:`mmconvarch.converters.slak`).
 Dynamic sparsity (ERK/SNIP init, prune and regrow) lives in
 :mod:`mmconvarch.sparsity`, driven by ``SparseRegrowHook``.
 """
+import importlib.util
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -48,10 +49,19 @@ class DepthwiseConv2d(nn.Conv2d):
     kernel would be wrong. ``use_igemm``: None uses the extension when it is
     importable and the input is a CUDA fp16/fp32 tensor, True requires it,
     False never uses it.
+
+    ``use_triton``: the Triton kernels of
+    :mod:`mmconvarch.models.layers.dwconv_triton` for CUDA inputs. None
+    (automatic) takes them only for a (device, dtype, kernel, C, H, W) that
+    ``MEASURED_TRITON_WINS`` lists as faster than cuDNN (none yet: cuDNN, or
+    the iGEMM extension when installed), True always (CUDA tensors only; a
+    CPU input raises), False never. CPU inputs, tracing and ONNX export
+    always take ``F.conv2d``.
     """
 
     def __init__(self, channels: int, kernel_size: Tuple[int, int],
-                 bias: bool = False, use_igemm: Optional[bool] = None) -> None:
+                 bias: bool = False, use_igemm: Optional[bool] = None,
+                 use_triton: Optional[bool] = None) -> None:
         kh, kw = kernel_size
         super().__init__(channels, channels, (kh, kw), padding=(kh // 2,
                                                                 kw // 2),
@@ -63,12 +73,35 @@ class DepthwiseConv2d(nn.Conv2d):
                 'sources); install it or pass use_igemm=None/False for the '
                 'PyTorch path.')
         self.use_igemm = use_igemm
+        self.use_triton = _check_use_triton(use_triton, use_igemm)
 
     def _igemm_ok(self, x: torch.Tensor) -> bool:
         return (self.use_igemm is not False and _igemm is not None
                 and x.is_cuda and x.dtype in (torch.float16, torch.float32))
 
+    def _triton_ok(self, x: torch.Tensor) -> bool:
+        if self.use_triton is False or torch.jit.is_scripting() or \
+                torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return False
+        if self.use_triton:
+            if not x.is_cuda:
+                raise RuntimeError(
+                    f'DepthwiseConv2d(use_triton=True) runs on CUDA tensors '
+                    f'only, got a {x.device} tensor; pass use_triton=None '
+                    '(automatic) or False for F.conv2d.')
+            return True
+        if not x.is_cuda or self._igemm_ok(x):
+            return False
+        from mmconvarch.models.layers.dwconv_triton import triton_preferred
+        return triton_preferred(x, self.kernel_size, torch.is_grad_enabled())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._triton_ok(x):
+            from mmconvarch.models.layers.dwconv_triton import \
+                triton_depthwise_conv2d
+            weight, _ = crop_kernel_to_input(self.weight, self.padding,
+                                             x.shape[-2:])
+            return triton_depthwise_conv2d(x, weight, self.bias)
         if self._igemm_ok(x):  # pragma: no cover - needs the CUDA extension
             fn = (_igemm._DepthWiseConv2dImplicitGEMMFP16
                   if x.dtype == torch.float16 else
@@ -83,6 +116,24 @@ class DepthwiseConv2d(nn.Conv2d):
             weight, padding = crop_kernel_to_input(weight, padding, x.shape[-2:])
         return F.conv2d(x, weight, self.bias, self.stride, padding,
                         self.dilation, self.groups)
+
+
+def _check_use_triton(use_triton: Optional[bool],
+                      use_igemm: Optional[bool]) -> Optional[bool]:
+    """One clear error for a bad ``use_triton`` (or both paths forced)."""
+    if use_triton is not None and not isinstance(use_triton, bool):
+        raise ValueError(
+            'use_triton must be None (automatic: Triton only where measured '
+            'faster than cuDNN), True (always; CUDA tensors only) or False '
+            f'(never), got {use_triton!r}.')
+    if use_triton and use_igemm:
+        raise ValueError('use_triton=True and use_igemm=True both force a '
+                         'kernel; force at most one of them.')
+    if use_triton and importlib.util.find_spec('triton') is None:
+        raise ImportError('use_triton=True needs the triton package (it '
+                          'ships with CUDA builds of torch); pass '
+                          'use_triton=None or False for cuDNN.')
+    return use_triton
 
 
 def crop_kernel_to_input(weight: torch.Tensor, padding: Tuple[int, int],
@@ -103,12 +154,13 @@ def crop_kernel_to_input(weight: torch.Tensor, padding: Tuple[int, int],
 
 
 def _conv_bn(channels: int, kernel_size: Tuple[int, int],
-             norm_cfg: Optional[dict], use_igemm: Optional[bool]
-             ) -> nn.Sequential:
+             norm_cfg: Optional[dict], use_igemm: Optional[bool],
+             use_triton: Optional[bool] = None) -> nn.Sequential:
     """``conv`` (depthwise, no bias) then ``bn``: the official ``conv_bn``."""
     branch = nn.Sequential()
     branch.add_module('conv', DepthwiseConv2d(channels, kernel_size,
-                                              use_igemm=use_igemm))
+                                              use_igemm=use_igemm,
+                                              use_triton=use_triton))
     if norm_cfg is not None:
         branch.add_module('bn', build_norm_layer(norm_cfg, channels)[1])
     return branch
@@ -149,22 +201,27 @@ class DecomposedLargeKernelConv(nn.Module):
             (and no bias, as the official ``bn=False``). Defaults to BN.
         deploy (bool): Build the merged ``lkb_reparam`` directly.
         use_igemm (bool, optional): See :class:`DepthwiseConv2d`.
+        use_triton (bool, optional): The Triton kernels for CUDA inputs:
+            None where measured faster than cuDNN, True always, False
+            never. See :class:`DepthwiseConv2d`.
     """
 
     def __init__(self, channels: int, kernel_size: int, small_kernel: int,
                  decompose: bool = True,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
-                 use_igemm: Optional[bool] = None) -> None:
+                 use_igemm: Optional[bool] = None,
+                 use_triton: Optional[bool] = None) -> None:
         super().__init__()
         self.channels, self.kernel_size = channels, kernel_size
         self.small_kernel, self.decompose = small_kernel, decompose
         self.use_igemm = use_igemm
+        self.use_triton = _check_use_triton(use_triton, use_igemm)
         self.deploy = deploy
         if deploy:
             self.lkb_reparam = DepthwiseConv2d(
                 channels, (kernel_size, kernel_size), bias=True,
-                use_igemm=use_igemm)
+                use_igemm=use_igemm, use_triton=use_triton)
             return
         K, N = kernel_size, small_kernel
         if decompose and N >= K:
@@ -173,12 +230,16 @@ class DecomposedLargeKernelConv(nn.Module):
                 f'large kernel K={K} (KxN + NxK branches); use '
                 'decompose=False for a full KxK kernel (ConvNeXt mode).')
         if decompose:
-            self.LoRA1 = _conv_bn(channels, (K, N), norm_cfg, use_igemm)
-            self.LoRA2 = _conv_bn(channels, (N, K), norm_cfg, use_igemm)
+            self.LoRA1 = _conv_bn(channels, (K, N), norm_cfg, use_igemm,
+                                  use_triton)
+            self.LoRA2 = _conv_bn(channels, (N, K), norm_cfg, use_igemm,
+                                  use_triton)
         else:
-            self.lkb_origin = _conv_bn(channels, (K, K), norm_cfg, use_igemm)
+            self.lkb_origin = _conv_bn(channels, (K, K), norm_cfg, use_igemm,
+                                       use_triton)
         if N < K:
-            self.small_conv = _conv_bn(channels, (N, N), norm_cfg, use_igemm)
+            self.small_conv = _conv_bn(channels, (N, N), norm_cfg, use_igemm,
+                                       use_triton)
 
     def branches(self) -> List[nn.Sequential]:
         names = ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv')
@@ -210,7 +271,8 @@ class DecomposedLargeKernelConv(nn.Module):
         kernel, bias = self.get_equivalent_kernel_bias()
         self.lkb_reparam = DepthwiseConv2d(
             self.channels, (self.kernel_size, self.kernel_size), bias=True,
-            use_igemm=self.use_igemm).to(kernel.device, kernel.dtype)
+            use_igemm=self.use_igemm,
+            use_triton=self.use_triton).to(kernel.device, kernel.dtype)
         self.lkb_reparam.weight.data.copy_(kernel)
         self.lkb_reparam.bias.data.copy_(bias)
         for name in ('LoRA1', 'LoRA2', 'lkb_origin', 'small_conv'):
@@ -228,11 +290,13 @@ class SLaKBlock(nn.Module):
                  decompose: bool = True,
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False, use_igemm: Optional[bool] = None,
-                 with_cp: bool = False) -> None:
+                 with_cp: bool = False,
+                 use_triton: Optional[bool] = None) -> None:
         super().__init__()
         self.large_kernel = DecomposedLargeKernelConv(
             channels, kernel_size, small_kernel, decompose=decompose,
-            norm_cfg=norm_cfg, deploy=deploy, use_igemm=use_igemm)
+            norm_cfg=norm_cfg, deploy=deploy, use_igemm=use_igemm,
+            use_triton=use_triton)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.pwconv1 = nn.Linear(channels, 4 * channels)
         self.act = nn.GELU()
@@ -305,6 +369,12 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             Defaults to False.
         use_igemm (bool, optional): Use the optional iGEMM CUDA extension:
             None if importable, True required, False never. Defaults to None.
+        use_triton (bool, optional): The Triton depthwise kernels
+            (:mod:`mmconvarch.models.layers.dwconv_triton`) for CUDA inputs:
+            None where a measurement on that device says they beat cuDNN
+            (none recorded yet, so cuDNN), True always (CUDA only), False
+            never. CPU, tracing and ONNX export use ``F.conv2d``. Defaults
+            to None.
         with_cp (bool): Gradient checkpointing per block. Defaults to False.
         layer_decay_type (str): Layer ids for layer-wise lr decay:
             ``'group'`` (the official detection ``layer_wise`` ConvNeXt rule,
@@ -354,6 +424,7 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  norm_cfg: Optional[dict] = dict(type='BN'),
                  deploy: bool = False,
                  use_igemm: Optional[bool] = None,
+                 use_triton: Optional[bool] = None,
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
                  memory_format: str = 'auto',
@@ -409,7 +480,8 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                           drop_path=dpr[cur + j],
                           layer_scale_init_value=layer_scale_init_value,
                           decompose=decompose, norm_cfg=norm_cfg,
-                          deploy=deploy, use_igemm=use_igemm, with_cp=with_cp)
+                          deploy=deploy, use_igemm=use_igemm, with_cp=with_cp,
+                          use_triton=use_triton)
                 for j in range(depths[i])]))
             cur += depths[i]
 
