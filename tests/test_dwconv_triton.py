@@ -273,7 +273,8 @@ def test_slak_t_layer_shapes_cuda(stage, dtype):
     for kh, kw in ((k, 5), (5, k), (5, 5), (k, k)):
         # cropped as DepthwiseConv2d does (rows beyond the map meet only padding)
         kh, kw = min(kh, 2 * s - 1), min(kw, 2 * s - 1)
-        _run('cuda', 2, c, s, s, kh, kw, dtype=dtype, seed=stage)
+        # batch 1 for the merged kernel: its float64 reference is the slow part
+        _run('cuda', 1 if kh == kw > 5 else 2, c, s, s, kh, kw, dtype=dtype, seed=stage)
 
 
 @pytest.mark.cuda
