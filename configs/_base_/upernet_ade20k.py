@@ -15,5 +15,5 @@ optim_wrapper = dict(
     loss_scale='dynamic')
 
 # process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+# hanging (docs/multinode.md). The inherited backend stays (nccl; gloo without a GPU).
 env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -57,5 +57,5 @@ randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=4096)
 
 # process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
+# hanging (docs/multinode.md). The inherited backend stays (nccl; gloo without a GPU).
 env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -3,8 +3,7 @@
 # RevCol-S (AdamW wd 0.05, layer decay 0.85 on the (block, column) grid, no weight decay on alphas,
 # 36 epochs, steps 27/33, fp16) with lr 1e-4 and drop path 0.5. Heads and pipeline come from mmdet's
 # ConvNeXt cascade config (inherited), as in cascade_revcol_s_coco.py.
-_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/revcol_l.py']
+_base_ = ['../_base_/cascade_coco.py', './_base_/revcol_l.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 checkpoint = _base_.backbone.init_cfg.checkpoint
 
@@ -13,12 +12,5 @@ model = dict(
     neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.85, custom_keys={'.alpha': dict(decay_mult=0.)}),
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05))
-
-# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
-env_cfg = dict(dist_cfg=dict(timeout=600))
+    optimizer=dict(lr=1e-4))

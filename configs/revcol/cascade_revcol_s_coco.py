@@ -3,8 +3,7 @@
 # wd 0.05, layer decay 0.85 on the (block, column) grid, no weight decay on alphas, drop path 0.4,
 # 36 epochs (steps 27/33), fp16. Heads and pipeline come from mmdet's ConvNeXt cascade config
 # (inherited): the same GIoU 4conv1fc heads and DETR-style multi-scale crop as the official one.
-_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/revcol_t.py']
+_base_ = ['../_base_/cascade_coco.py', './_base_/revcol_t.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 # official IN-1k weights; RevCol converts official checkpoints while loading
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_small_1k.pth'  # noqa
@@ -15,12 +14,4 @@ model = dict(
     neck=dict(in_channels=_base_.backbone_channels))
 
 optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.85, custom_keys={'.alpha': dict(decay_mult=0.)}),
-    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05))
-
-# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
-env_cfg = dict(dist_cfg=dict(timeout=600))
+    paramwise_cfg=dict(layer_decay_rate=0.85, custom_keys={'.alpha': dict(decay_mult=0.)}))

@@ -7,10 +7,7 @@
 # Sparsity hook ON with fixed masks, as cascade_slak_t_coco.py (the official sparse=True
 # downstream backbone): the zeros of the sparse pre-trained checkpoint stay zero. Weights: see
 # _base_/slak_s.py for the converter command.
-_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/slak_s.py']
-custom_imports = dict(imports=['mmpretrain.models', 'mmconvarch'],
-                      allow_failed_imports=False)
+_base_ = ['../_base_/cascade_coco.py', './_base_/slak_s.py']
 checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
 model = dict(
@@ -18,19 +15,7 @@ model = dict(
                   layer_decay_type='group'),
     neck=dict(in_channels=_base_.backbone_channels))
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.7),
-    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05))
-
 custom_hooks = [
     dict(type='mmconvarch.SparseRegrowHook', module='backbone',
          sparse_init='from_weights', update_frequency=None),
 ]
-
-# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
-env_cfg = dict(dist_cfg=dict(timeout=600))

@@ -3,8 +3,7 @@
 # cascade_vanillanet_13_coco.py (mmdet's ConvNeXt-T cascade inherited; AdamW lr 1.3e-4 wd 0.05,
 # layer decay 0.6 over the official detection grouping, 6 groups; λ = 1 throughout) with the 1.5x
 # widths and act_num 3 of the released 1.5x weights (see _base_/vanillanet_13_x1_5.py).
-_base_ = ['mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_'
-          '4conv1fc-giou_amp-ms-crop-3x_coco.py', './_base_/vanillanet_13_x1_5.py']
+_base_ = ['../_base_/cascade_coco.py', './_base_/vanillanet_13_x1_5.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 checkpoint_file = _base_.backbone.init_cfg.checkpoint  # the inherited name, pointing at ours
 
@@ -12,14 +11,4 @@ model = dict(
     backbone=dict(_base_.backbone, _delete_=True, layer_decay_type='pair'),
     neck=dict(in_channels=_base_.backbone_channels))
 
-optim_wrapper = dict(
-    _delete_=True,
-    type='AmpOptimWrapper',
-    constructor='mmconvarch.LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.6),
-    optimizer=dict(type='AdamW', lr=1.3e-4, betas=(0.9, 0.999),
-                   weight_decay=0.05))
-
-# process-group timeout (s): a rank whose peer is gone (node lost) fails after it instead of
-# hanging; see README "Two hosts". The base keeps its backend (nccl; gloo on CPU).
-env_cfg = dict(dist_cfg=dict(timeout=600))
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.6), optimizer=dict(lr=1.3e-4))
