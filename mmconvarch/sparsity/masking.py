@@ -509,8 +509,8 @@ class SparseMasking:
             optimizer_state = self.mask_optimizer_state
         states = [opt.state for opt in self.optimizers] \
             if optimizer_state else []
-        # multiplying by the bool mask is ~4x faster than masked_fill_ on
-        # CPU and exact for finite values (a diverged inf/nan stays nan)
+        # multiplying by the bool mask (instead of masked_fill_): one fused op,
+        # exact for finite values (a diverged inf/nan stays nan)
         for name, mask in self.masks.items():
             param = self._param(name)
             if weights:

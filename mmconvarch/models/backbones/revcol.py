@@ -79,7 +79,7 @@ class RevColBlock(ConvNeXtBlock):
     """mmpretrain's ``ConvNeXtBlock`` (same parameters, init and outputs)
     with its tail ``shortcut + drop_path(gamma * x)`` in one pass
     (``addcmul`` with a per-sample, per-channel scale) instead of three over
-    the map: 2-6 % of a block's forward+backward on this CPU. Used with
+    the map (figures: docs/benchmarks.md). Used with
     ``linear_pw_conv=True``, layer scale on and no GRN, as RevCol builds it.
     """
 

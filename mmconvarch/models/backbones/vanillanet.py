@@ -146,8 +146,8 @@ class SeriesActivation(BaseModule):
 
     def forward(self, x: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
         """``overwrite_input``: the ReLU may run in place on ``x`` (VanillaNet's
-        deploy forward passes its own fresh maps without grad: saves a map's
-        allocation and its page faults, 10 ms of 320 at batch 8)."""
+        deploy forward passes its own fresh maps without grad, which saves
+        one map's allocation). Never set it for a tensor the caller still reads."""
         x = F.conv2d(F.relu(x, inplace=overwrite_input), self.weight, self.bias,
                      padding=self.act_num, groups=self.channels)
         return x if self.deploy else self.bn(x)
@@ -164,10 +164,9 @@ class SeriesActivation(BaseModule):
 
 
 def _as_matmul(x: torch.Tensor) -> bool:
-    """Run a 1x1 conv on ``x`` as a matmul over the pixels: on a channels-last
-    CPU map (oneDNN's 1x1 conv reaches about half the matmul rate on the
-    widest VanillaNet layers, see ``tools/analysis/benchmark_vanillanet.py``);
-    an ONNX export keeps the Conv."""
+    """Whether a 1x1 conv on ``x`` runs as a matmul over the pixels: only for a
+    channels-last CPU map outside ONNX export (an export keeps the Conv).
+    Figures: docs/benchmarks.md."""
     return (x.device.type == 'cpu' and x.dim() == 4 and not x.is_contiguous()
             and x.is_contiguous(memory_format=torch.channels_last)
             and not torch.onnx.is_in_onnx_export())
@@ -188,8 +187,7 @@ def _pooled_pixel_matmul(weight: torch.Tensor, x: torch.Tensor,
                          pool: nn.Module) -> torch.Tensor:
     """``pool(_pixel_matmul(weight, x))``, a few samples at a time so that
     each 1x1 conv output stays under ``_CHUNK_BYTES`` (the pools are per
-    sample, so the values are the same): VanillaNet-5 deploy at batch 8 runs
-    ~10 % faster on this CPU (``tools/analysis/benchmark_vanillanet.py``)."""
+    sample, so the values are the same). Figures: docs/benchmarks.md."""
     n, _, h, w = x.shape
     step = max(1, _CHUNK_BYTES // (h * w * weight.shape[0] * x.element_size()))
     if step >= n:
