@@ -329,7 +329,7 @@ def classifier_params(backbone_cfg: dict) -> int:
     with on_meta():
         backbone = MODELS.build(cfg)
         if family == 'VanillaNet':
-            from mmconvarch.models.backbones.vanillanet import VanillaNetClsHead
+            from mmconvarch.models.heads import VanillaNetClsHead
             head = num_params(VanillaNetClsHead(1000, backbone.channels[-1], deploy=True))
         else:
             head = backbone.channels[-1] * 1000 + 1000

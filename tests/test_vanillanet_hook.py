@@ -18,9 +18,8 @@ from mmengine.runner import Runner
 from conftest import REPO, load_tool
 from mmconvarch.engine.hooks import ActivationAnnealHook
 from mmconvarch.engine.hooks.activation_anneal import act_learn_at
-from mmconvarch.models.backbones.vanillanet import (VanillaNet,
-                                                     VanillaNetClsHead,
-                                                     get_act_learn)
+from mmconvarch.models.backbones.vanillanet import VanillaNet, get_act_learn
+from mmconvarch.models.heads import VanillaNetClsHead
 from mmconvarch.launch import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 

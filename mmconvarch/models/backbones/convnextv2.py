@@ -4,16 +4,17 @@ Added here: the V2 arch names (mmpretrain's table), argument checks with clear e
 in fp32 under autocast (fp16 GRN overflows, ConvNeXt-V2 #66) and the official
 per-block ("single") layer-decay rule next to mmpretrain's grouped one.
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.nn as nn
 from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, check_input_size,
-                     convnext_layer_depth, normalize_out_indices, resolve_arch,
-                     resolve_gap_before_final_norm)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                   check_input_size, convnext_layer_depth, normalize_out_indices, resolve_arch,
+                   resolve_gap_before_final_norm)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -30,18 +31,16 @@ class FP32GRN(GRN):
 
 
 @MODELS.register_module()
-class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
+class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
     """ConvNeXt V2 backbone (`arXiv:2301.00808`), reusing mmpretrain's ConvNeXt.
 
     Its state-dict keys are mmpretrain's, so mmpretrain's converted ConvNeXt V2
     checkpoints load directly with ``prefix='backbone.'``; official ones
     (FCMAE or fine-tuned, file or URL, their ``model`` or EMA weights) load
     with ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (converted on
-    load). A Pretrained load is strict: every key but the output norms
-    ``norm{i}`` (new for dense tasks, or after FCMAE) must be in the
-    checkpoint, else one ValueError names the family it looks like; add
-    ``strict=False`` to the init_cfg dict for a partial load (see
-    ``OfficialCheckpointMixin``).
+    load), strictly: see :class:`~mmconvarch.checkpoint.OfficialCheckpointMixin`
+    (the output norms ``norm{i}``, new for dense tasks or after FCMAE, may be
+    missing).
 
     Args:
         arch (str | dict): One of ``atto, femto, pico, nano, tiny, base,
@@ -114,9 +113,11 @@ class ConvNeXtV2(OfficialCheckpointMixin, ConvNeXt):
                 block.grn = FP32GRN(block.grn.in_channels, eps=block.grn.eps)
         self._freeze_stages()  # the new GRNs of frozen stages too
 
-    def train(self, mode: bool = True) -> 'ConvNeXtV2':
-        super().train(mode)  # mmpretrain's returns None; nn.Module's self
-        return self
+    def frozen_parts(self) -> List[nn.Module]:
+        """The downsample layer (the first is the stem) and the blocks of each
+        frozen stage (what mmpretrain's ConvNeXt freezes)."""
+        return [module for i in range(self.frozen_stages)
+                for module in (self.downsample_layers[i], self.stages[i])]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_input_size(x, self.min_input_size, 'ConvNeXtV2')

@@ -23,8 +23,8 @@ from mmpretrain.models.utils import LayerNorm2d
 from mmconvarch.models.layers import reversible_columns
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from ._utils import (OfficialCheckpointMixin, check_frozen_stages, check_input_size,
-                     normalize_out_indices, resolve_arch)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                   check_input_size, normalize_out_indices, resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -196,7 +196,7 @@ class RevColColumn(nn.Module):
 
 
 @MODELS.register_module()
-class RevCol(OfficialCheckpointMixin, BaseModule):
+class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
     """RevCol backbone (`arXiv:2212.11696`) for classification and dense tasks.
 
     Args:
@@ -229,14 +229,9 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
             channels-last only where its upsampled term comes first in a
             sum). Outputs are NCHW-contiguous either way.
         init_cfg (dict | list, optional): Initialisation config. An
-            official RevCol checkpoint (file or URL, its ``model`` or EMA
-            weights) loads directly with
-            ``dict(type='Pretrained', checkpoint=...)``.
-            Any Pretrained load (also with ``prefix='backbone.'``) is
-            strict: every key but the output norms ``norm{i}`` must be in the
-            checkpoint, else one ValueError names the family it looks like;
-            add ``strict=False`` to that dict for a partial load (see
-            ``OfficialCheckpointMixin``).
+            official RevCol checkpoint (file or URL) loads directly with
+            ``dict(type='Pretrained', checkpoint=...)``, strictly: see
+            :class:`~mmconvarch.checkpoint.OfficialCheckpointMixin`.
     """
 
     official_family = 'revcol'
@@ -382,23 +377,16 @@ class RevCol(OfficialCheckpointMixin, BaseModule):
             outs.append(out.flatten(1) if self.gap_before_final_norm else out.contiguous())
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
+    def frozen_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        """The stem, and in every column the levels ``< frozen_stages`` with
+        their fusion weights ``alpha``."""
         if self.frozen_stages <= 0:
-            return
-        frozen = [self.stem]
+            return []
+        parts: List[Union[nn.Module, nn.Parameter]] = [self.stem]
         for column in self.columns:
             for level in range(self.frozen_stages):
-                frozen.append(getattr(column, f'level{level}'))
-                column.alpha(level).requires_grad = False
-        for module in frozen:
-            module.eval()
-            for p in module.parameters():
-                p.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
+                parts += [getattr(column, f'level{level}'), column.alpha(level)]
+        return parts
 
     def get_layer_depth(self, param_name: str,
                         prefix: str = '') -> Tuple[int, int]:

@@ -8,7 +8,7 @@ MegEngine/cutlass implicit-GEMM kernel is used only if importable (and only
 on CUDA). Parameter names follow the official code
 (``downsample_layers``, ``stages.s.b.large_kernel.LoRA1.conv``...,
 ``norm{i}`` per output as in the official detection/segmentation backbones),
-so official checkpoints map almost 1:1 (see :mod:`mmconvarch.converters.slak`).
+so official checkpoints map almost 1:1 (see :mod:`mmconvarch.checkpoint.converters.slak`).
 
 Dynamic sparsity (ERK/SNIP init, prune and regrow) lives in
 :mod:`mmconvarch.sparsity`, driven by ``SparseRegrowHook``.
@@ -28,9 +28,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                     check_input_size, convnext_layer_depth, freeze_modules,
-                     normalize_out_indices, resolve_arch, resolve_gap_before_final_norm)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                   check_input_size, convnext_layer_depth, normalize_out_indices, resolve_arch,
+                   resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -390,12 +390,8 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             every Conv2d and Linear, as the official ``_init_weights``. An
             official classification checkpoint (its ``model`` or EMA
             weights) loads directly with
-            ``dict(type='Pretrained', checkpoint=...)``.
-            Any Pretrained load (also with ``prefix='backbone.'``) is
-            strict: every key but the output norms ``norm{i}`` must be in the
-            checkpoint, else one ValueError names the family it looks like;
-            add ``strict=False`` to that dict for a partial load (see
-            ``OfficialCheckpointMixin``).
+            ``dict(type='Pretrained', checkpoint=...)``, strictly:
+            see :class:`~mmconvarch.checkpoint.OfficialCheckpointMixin`.
     """
 
     official_family = 'slak'
@@ -517,9 +513,11 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                     outs.append(norm(x))
         return tuple(outs)
 
-    def _freeze_stages(self) -> None:
-        freeze_modules(module for i in range(max(self.frozen_stages, 0))
-                       for module in (self.downsample_layers[i], self.stages[i]))
+    def frozen_parts(self) -> List[nn.Module]:
+        """The downsample layer (the first is the stem) and the blocks of each
+        frozen stage."""
+        return [module for i in range(self.frozen_stages)
+                for module in (self.downsample_layers[i], self.stages[i])]
 
     def switch_to_deploy(self) -> None:
         """Fuse the BNs and merge every block's branches into one KxK

@@ -15,9 +15,9 @@ the convs, giving ``conv -> pool -> act`` per block.
 Parameter names follow the official code (``stem1``, ``stem2``,
 ``stages.{i}.conv1``/``conv2``/``act``; deploy: ``stem``, ``stages.{i}.conv``)
 plus the ``act_learn`` buffer, so official checkpoints convert 1:1
-(:mod:`mmconvarch.converters.vanillanet`).
+(:mod:`mmconvarch.checkpoint.converters.vanillanet`).
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -30,8 +30,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from ._utils import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                     check_input_size, freeze_modules, normalize_out_indices, resolve_arch)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
+                   check_input_size, normalize_out_indices, resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -314,11 +314,9 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02)
             convs with zero bias, as official. An official checkpoint (its
             ``model`` or EMA weights; λ set to 1) loads directly with
-            ``dict(type='Pretrained', checkpoint=...)``, which is strict:
-            every key but ``act_learn`` (λ, 1 if absent) must be in the
-            checkpoint, else one ValueError names the family it looks like;
-            add ``strict=False`` to that dict for a partial load (see
-            ``OfficialCheckpointMixin``).
+            ``dict(type='Pretrained', checkpoint=...)``, strictly (see
+            :class:`~mmconvarch.checkpoint.OfficialCheckpointMixin`); the
+            official files have no ``act_learn`` (λ, set to 1).
     """
 
     official_family = 'vanillanet'
@@ -496,11 +494,12 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         self.deploy = True
 
     # -- training helpers ----------------------------------------------
-    def _freeze_stages(self) -> None:
+    def frozen_parts(self) -> List[nn.Module]:
+        """The stem and the first ``frozen_stages`` stages."""
         if self.frozen_stages <= 0:
-            return
+            return []
         stems = [self.stem] if self.deploy else [self.stem1, self.stem2]
-        freeze_modules(stems + list(self.stages[:self.frozen_stages]))
+        return stems + list(self.stages[:self.frozen_stages])
 
     def get_layer_depth(self, param_name: str,
                         prefix: str = '') -> Tuple[int, int]:
@@ -526,89 +525,3 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             return (i + 1 if self.layer_decay_type == 'single' else
                     i // 2 + 1), max_id
         return max_id - 1, max_id
-
-
-try:  # the classification head needs mmpretrain (the backbone does not)
-    from mmpretrain.models.heads import ClsHead
-except Exception:  # mmpretrain missing or broken: backbone only
-    ClsHead = None
-
-if ClsHead is not None:
-
-    @MODELS.register_module()
-    class VanillaNetClsHead(ClsHead):
-        """VanillaNet's classifier, for mmpretrain's ``ImageClassifier``
-        after a ``GlobalAveragePooling`` neck.
-
-        Train form (official ``cls1``/``cls2``): ``dropout -> fc1 -> BN ->
-        leaky_relu(λ) -> fc2``; its own ``act_learn`` buffer is annealed with
-        the backbone's. Deploy form: ``dropout -> fc`` (mmpretrain
-        ``LinearClsHead`` keys), built with ``deploy=True`` or by
-        :meth:`switch_to_deploy`.
-
-        Args:
-            num_classes (int): Number of classes.
-            in_channels (int): Channels of the pooled backbone feature.
-            drop_rate (float): Dropout before the classifier (official
-                ``--drop``, 0.05 in the recipes).
-            norm_cfg (dict): Batch norm config of the first layer.
-            deploy (bool): Build the fused single ``fc``.
-            init_cfg (dict, optional): Defaults to trunc-normal(0.02) with
-                zero bias, as official.
-            **kwargs: ``loss``, ``topk``, ``cal_acc`` of mmpretrain's
-                ``ClsHead``.
-        """
-
-        def __init__(self, num_classes: int, in_channels: int,
-                     drop_rate: float = 0.,
-                     norm_cfg: dict = dict(type='BN1d', eps=1e-6),
-                     deploy: bool = False,
-                     init_cfg: Optional[dict] = dict(
-                         type='TruncNormal', layer='Linear', std=.02,
-                         bias=0.),
-                     **kwargs) -> None:
-            super().__init__(init_cfg=init_cfg, **kwargs)
-            if num_classes <= 0:
-                raise ValueError(f'num_classes={num_classes} must be a '
-                                 'positive integer.')
-            self.num_classes, self.in_channels = num_classes, in_channels
-            self.deploy = deploy
-            self.dropout = nn.Dropout(drop_rate)
-            if deploy:
-                self.fc = nn.Linear(in_channels, num_classes)
-            else:
-                norm_cfg = dict(norm_cfg)
-                norm_cfg.setdefault('eps', 1e-6)
-                self.fc1 = nn.Linear(in_channels, num_classes)
-                self.bn = _norm(norm_cfg, num_classes)
-                self.fc2 = nn.Linear(num_classes, num_classes)
-                self.register_buffer(ACT_LEARN, torch.tensor(1.))
-
-        def pre_logits(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-            x = self.dropout(feats[-1])
-            if self.deploy:
-                return x
-            return leaky_relu(self.bn(self.fc1(x)), self.act_learn)
-
-        def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
-            x = self.pre_logits(feats)
-            return self.fc(x) if self.deploy else self.fc2(x)
-
-        @torch.no_grad()
-        def switch_to_deploy(self, force: bool = False) -> None:
-            """Merge ``fc2(BN(fc1))`` into one ``fc`` (exact at λ = 1)."""
-            if self.deploy:
-                return
-            check_act_learn_finished(self, force, type(self).__name__)
-            w1, b1 = fuse_bn(self.fc1.weight, self.fc1.bias, self.bn)
-            w2, b2 = _f64(self.fc2.weight), _f64(self.fc2.bias)
-            self.fc = nn.Linear(self.in_channels, self.num_classes,
-                                device=self.fc2.weight.device,
-                                dtype=self.fc2.weight.dtype)
-            self.fc.weight.copy_(w2 @ w1)
-            self.fc.bias.copy_(w2 @ b1 + b2)
-            del self.fc1, self.bn, self.fc2, self.act_learn
-            self.deploy = True
-
-    __all__.append('VanillaNetClsHead')
-

@@ -26,7 +26,7 @@ from mmpretrain.models.selfsup import BaseSelfSupervisor
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
-from ..backbones._utils import check_input_size
+from ..backbones.base import check_input_size
 from ..backbones.convnextv2 import ConvNeXtV2, FP32GRN
 
 __all__ = ['FCMAE', 'MaskedConvNeXtV2', 'FCMAEDecoder', 'FCMAEPretrainHead',
