@@ -23,6 +23,7 @@ the GPU wheelhouse installs. Nothing here needs mmdet or mmseg.
 """
 import copy
 import datetime
+import functools
 import math
 import os.path as osp
 import socket
@@ -36,9 +37,13 @@ import torch.nn.functional as F
 from conftest import REPO, load_tool, reset_visualizers
 
 cuda = pytest.mark.cuda
-# tools/analysis/benchmark_*.py give trained-like RevCol parameters and VanillaNet classifiers
-revcol_bench = load_tool('tools/analysis/benchmark_revcol_memory.py', 'benchmark_revcol_memory')
-vanilla_bench = load_tool('tools/analysis/benchmark_vanillanet.py', 'benchmark_vanillanet')
+
+
+@functools.lru_cache(None)
+def bench(name: str):
+    """tools/analysis/benchmark_{name}.py, loaded when a test uses it: trained-like RevCol
+    parameters (revcol_memory) and VanillaNet classifiers (vanillanet)."""
+    return load_tool(f'tools/analysis/benchmark_{name}.py')
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -300,7 +305,8 @@ def _revcol_pair(arch, columns: int, device: str):
     torch.manual_seed(0)
     layout = dict(RevCol.arch_zoo[arch]) if isinstance(arch, str) else dict(arch)
     layout['num_columns'] = columns
-    plain = revcol_bench.trained_like(RevCol(layout, drop_path_rate=0.3)).to(device).train()
+    plain = bench('revcol_memory').trained_like(RevCol(layout, drop_path_rate=0.3))
+    plain = plain.to(device).train()
     rev = copy.deepcopy(plain)
     rev.save_memory = True
     return plain, rev
@@ -459,7 +465,7 @@ def test_vanillanet_deploy_logits_equal_train_logits(arch, no_tf32):
     the train form's logits: fp32, no TF32, <= 1e-4 of the largest logit (fusion reorders
     sums over up to 4096 channels: ~1e-6)."""
     from mmconvarch.deploy import switch_to_deploy
-    train = vanilla_bench.build(arch).cuda()
+    train = bench('vanillanet').build(arch).cuda()
     deploy = copy.deepcopy(train)
     switch_to_deploy(deploy)
     x = torch.randn(1, 3, 224, 224, device='cuda')
