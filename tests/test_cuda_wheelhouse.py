@@ -32,12 +32,13 @@ def run_sh(*args, **env):
 
 @pytest.mark.parametrize('args, message', [
     (['--timeout', '5m'], '--timeout must be whole seconds, got 5m'),
-    (['--only', 'bench'], '--only must be tests or benchmarks, got bench'),
+    (['--only', 'bench'], '--only must be tests, benchmarks or side-by-side, got bench'),
     (['--wheelhouse', '/nonexistent/wheels'], '--wheelhouse /nonexistent/wheels is not a folder'),
     (['--sections', 'amp'], 'unknown argument --sections'),
+    (['--only', 'side-by-side'], 'needs the official model files in /nonexistent/official'),
 ])
 def test_run_sh_bad_arguments(args, message):
-    proc = run_sh(*args)
+    proc = run_sh(*args, OFFICIAL='/nonexistent/official')
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 

@@ -2,7 +2,7 @@
 # On a GPU machine with torch but no OpenMMLab package and no network: install the wheelhouse
 # (make_wheelhouse.sh, built elsewhere), then run the cuda tests and the GPU benchmarks.
 #
-#   bash .dev_scripts/gpu/run.sh --wheelhouse DIR [--timeout S] [--only tests|benchmarks]
+#   bash .dev_scripts/gpu/run.sh --wheelhouse DIR [--timeout S] [--only tests|benchmarks|side-by-side]
 #                                [-- EXTRA PYTEST ARGS]
 #
 # 1. `pip install --no-index --no-deps --target $GPU_SITE DIR/*.whl` (default
@@ -15,6 +15,8 @@
 #    mmcv.ops (pytest.importorskip them), which the wheelhouse does not have.
 # 3. The GPU benchmarks with --device cuda: tools/analysis/benchmark_vanillanet.py, benchmark.py
 #    --latency (VanillaNet-5 deploy, batch 1, fp16/fp32), benchmark_revcol_memory.py, benchmark_slak.py.
+# --only side-by-side instead runs .dev_scripts/gpu/side_by_side.py (ours beside the official code;
+#    needs the official model files: $OFFICIAL, default the git-ignored .official/, carried).
 # Each step runs under `timeout`, all of them within --timeout S seconds (default 540); a step
 # that would start with under 20 s left is skipped and counts as failed. Logs go to $OUT (the
 # device tool's folder) when set, else work_dirs/gpu_run: pytest.log, pytest.xml (JUnit),
@@ -27,20 +29,25 @@ WHEELHOUSE=''
 BUDGET=540
 ONLY=''
 PYTEST_EXTRA=()
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --wheelhouse) WHEELHOUSE=${2:?--wheelhouse needs a folder}; shift 2 ;;
     --timeout) BUDGET=${2:?--timeout needs seconds}; shift 2 ;;
-    --only) ONLY=${2:?--only needs tests or benchmarks}; shift 2 ;;
+    --only) ONLY=${2:?--only needs tests, benchmarks or side-by-side}; shift 2 ;;
     --) shift; PYTEST_EXTRA=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case $BUDGET in ''|*[!0-9]*) echo "run.sh: --timeout must be whole seconds, got $BUDGET" >&2; exit 2 ;; esac
-case $ONLY in ''|tests|benchmarks) ;;
-  *) echo "run.sh: --only must be tests or benchmarks, got $ONLY" >&2; exit 2 ;; esac
+case $ONLY in ''|tests|benchmarks|side-by-side) ;;
+  *) echo "run.sh: --only must be tests, benchmarks or side-by-side, got $ONLY" >&2; exit 2 ;; esac
+OFFICIAL=${OFFICIAL:-$ROOT/.official}
+if [ "$ONLY" = side-by-side ] && [ ! -d "$OFFICIAL" ]; then
+  echo "run.sh: --only side-by-side needs the official model files in $OFFICIAL (see" \
+       ".dev_scripts/gpu/side_by_side.py; carry the folder)" >&2; exit 2
+fi
 PY=${PYTHON:-python3}
 LOGS=${OUT:-$ROOT/work_dirs/gpu_run}
 mkdir -p "$LOGS"
@@ -111,12 +118,12 @@ step() {  # step NAME LOG LIMIT CMD...: run CMD under timeout, logged, within th
   fi
 }
 
-if [ "$ONLY" != benchmarks ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = tests ]; then
   step "cuda tests" "$LOGS/pytest.log" 360 \
     "$PY" -m pytest -m cuda tests/ -q -rfEs -p no:cacheprovider --junitxml="$LOGS/pytest.xml" \
     ${PYTEST_EXTRA[@]+"${PYTEST_EXTRA[@]}"}
 fi
-if [ "$ONLY" != tests ]; then
+if [ -z "$ONLY" ] || [ "$ONLY" = benchmarks ]; then
   A=tools/analysis
   step "benchmark_vanillanet" "$LOGS/bench_vanillanet.log" 90 \
     "$PY" $A/benchmark_vanillanet.py --device cuda --batch-sizes 1 64
@@ -129,6 +136,10 @@ if [ "$ONLY" != tests ]; then
     "$PY" $A/benchmark_revcol_memory.py --device cuda --amp --batch 64 --columns 4 8 16
   step "benchmark_slak" "$LOGS/bench_slak.log" 180 \
     "$PY" $A/benchmark_slak.py --device cuda --batch 64
+fi
+if [ "$ONLY" = side-by-side ]; then
+  step "side_by_side" "$LOGS/side_by_side.log" "$BUDGET" \
+    "$PY" .dev_scripts/gpu/side_by_side.py --official "$OFFICIAL" --profile-revcol 8
 fi
 if [ ${#FAILED[@]} = 0 ]; then say "all steps passed in $(( $(date +%s) - START ))s"; exit 0; fi
 say "FAILED: ${FAILED[*]} ($(( $(date +%s) - START ))s)"

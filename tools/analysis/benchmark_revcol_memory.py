@@ -28,8 +28,8 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 def trained_like(model, seed: int = 0):
     """Give RevCol's alphas and layer scales trained-like magnitudes, so the levels contribute
-    (at init they are 1e-6) and the reversible inversion is really exercised (the GPU check
-    and tests/test_revcol.py use it too)."""
+    (at init they are 1e-6) and the reversible inversion is really exercised
+    (tests/test_revcol.py and tests/test_cuda.py use it too)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
