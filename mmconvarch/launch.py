@@ -356,7 +356,9 @@ def build_model_from_config(config: str, checkpoint: Optional[str] = None,
             cfg.model.backbone.init_cfg = None
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        from mmconvarch.checkpoint import safe_checkpoint_loading
+        with safe_checkpoint_loading():  # runner checkpoints on torch>=2.6, allow-list only
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
     else:
         _quiet_init(model)
     return cfg, model.eval()

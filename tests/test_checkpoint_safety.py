@@ -74,6 +74,9 @@ def test_enable_and_disable_swap_exactly_mmengines_two_loaders():
     assert CheckpointLoader._schemes[''] is mmengine_checkpoint.load_from_local
     assert mmengine_checkpoint.load_url is safe_load._MMENGINE_LOADERS['load_url']
     assert mmengine_checkpoint.load_url is not safe_load.load_url
+    with safe_load.safe_checkpoint_loading():  # for one block only
+        assert safe_load.safe_checkpoint_loading_enabled()
+    assert not safe_load.safe_checkpoint_loading_enabled()
 
 
 @pytest.mark.parametrize('via_os_system', [False, True])

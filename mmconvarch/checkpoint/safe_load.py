@@ -16,7 +16,8 @@ mmengine for the whole process (its local-file loader and
 ``mmengine.runner.checkpoint.load_url``), so nothing does it on import: our
 tools (``tools/train.py``, ``tools/test.py`` and the other tools that load
 checkpoints) call it first thing, and so can any script;
-:func:`disable_safe_checkpoint_loading` puts mmengine's own loaders back.
+:func:`disable_safe_checkpoint_loading` puts mmengine's own loaders back and
+:func:`safe_checkpoint_loading` does it for one ``with`` block.
 
 A checkpoint you trust may load unrestricted (``weights_only=False``, with
 one log line saying so): list the file, a directory above it or a URL
@@ -212,6 +213,20 @@ def enable_safe_checkpoint_loading() -> None:
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local,
                                      force=True)
     mmengine_checkpoint.load_url = load_url
+
+
+@contextlib.contextmanager
+def safe_checkpoint_loading():
+    """:func:`enable_safe_checkpoint_loading` for a ``with`` block only: what
+    mmengine loaded with before is back afterwards. For library code that
+    loads a checkpoint and must not change the process."""
+    enabled = safe_checkpoint_loading_enabled()
+    enable_safe_checkpoint_loading()
+    try:
+        yield
+    finally:
+        if not enabled:
+            disable_safe_checkpoint_loading()
 
 
 def disable_safe_checkpoint_loading() -> None:

@@ -103,7 +103,9 @@ def build_model(cfg, checkpoint: Optional[str], deploy: bool, force: bool,
         backbone['init_cfg'] = None  # timing needs no pretrained download
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu')
+        from mmconvarch.checkpoint import safe_checkpoint_loading
+        with safe_checkpoint_loading():  # runner checkpoints on torch>=2.6, allow-list only
+            load_checkpoint(model, checkpoint, map_location='cpu')
     model.eval()
     if deploy:
         from mmconvarch.deploy import switch_to_deploy
