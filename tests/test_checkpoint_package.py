@@ -87,3 +87,26 @@ def test_our_classifier_loads_an_official_checkpoint_whole():
     assert len(model._load_state_dict_pre_hooks) == hooks
     result = plain.load_state_dict({'model': sd, 'epoch': 300}, strict=False)
     assert set(result.unexpected_keys) == {'model', 'epoch'}  # nothing converted
+
+
+def test_load_from_an_official_checkpoint_as_tools_test_does(tmp_path, sample_root):
+    """``tools/test.py configs/vanillanet/vanillanet_5_in1k.py official.pth``: the
+    runner's load_from of an official file (random weights, official layout) gives
+    the model exactly the converter's output."""
+    import mmconvarch
+    from conftest import REPO
+    from mmconvarch.launch import build_runner, load_config
+    from test_vanillanet_converter import official_state_dict
+    official = str(tmp_path / 'vanillanet_5.pth')
+    torch.save({'model': official_state_dict(), 'epoch': 300}, official)
+    expected, _ = convert_checkpoint(torch.load(official, weights_only=True), 'vanillanet')
+    cfg = load_config(f'{REPO}/configs/vanillanet/vanillanet_5_in1k.py',
+                      sample_data=sample_root, work_dir=str(tmp_path / 'work'))
+    cfg.load_from = official
+    with mmconvarch.checkpoint.safe_checkpoint_loading():  # as tools/test.py enables it
+        runner = build_runner(cfg)
+        runner.load_or_resume()
+    state = runner.model.state_dict()
+    assert expected.keys() <= state.keys()
+    for key, value in expected.items():
+        assert torch.equal(state[key], value), key
