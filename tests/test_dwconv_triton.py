@@ -15,10 +15,15 @@ summation of ``n`` terms is off by at most ``n * u32 * sum|term|``
 (u32 = 2**-24, Higham's gamma_n), where ``sum|term|`` is the same conv of
 ``|x|`` and ``|w|`` (computed alongside in float64). The result is then
 rounded once to the output dtype: ``u_out * |ref|`` (u = eps / 2). The
-tests allow twice that sum. A wrong tap, a missing row or a mis-masked edge
-changes the result by about one whole term (``|x * w|``), far above
-``taps * u32 * sum|term|`` (<1e-4 relative here) and above ``u_out * |ref|``
-for fp16 (2**-11) and bf16 (2**-8) alike.
+``'dot'`` forward rounds an fp32 weight to a half input's dtype first: one
+more ``u_in * sum|term|``. The tests allow twice that sum. A wrong tap, a
+missing row or a mis-masked edge changes the result by about one whole term
+(``|x * w|``), far above ``taps * u32 * sum|term|`` (<1e-4 relative here) and
+above ``u_out * |ref|`` for fp16 (2**-11) and bf16 (2**-8) alike.
+
+The interpreter's ``tl.dot`` mis-multiplies bf16, so there the 'dot' kernel
+multiplies the same bf16-rounded operands in fp32 (``UPCAST``); the compiled
+bf16 dot runs in the ``cuda`` tier (and compiles in the CPU tier).
 """
 import math
 
@@ -63,19 +68,20 @@ def _ref64(x, w, b, g):
     return out
 
 
-def _bound(ref, abs_ref, terms, out_dtype):
-    return 2 * ((terms + 1) * U32 * abs_ref + U[out_dtype] * ref.abs()) + 1e-30
+def _bound(ref, abs_ref, terms, out_dtype, u_in=0.):
+    return 2 * ((terms + 1) * U32 * abs_ref + u_in * abs_ref
+                + U[out_dtype] * ref.abs()) + 1e-30
 
 
-def _check(got, ref, abs_ref, terms, name):
-    bound = _bound(ref, abs_ref, terms, got.dtype)
+def _check(got, ref, abs_ref, terms, name, u_in=0.):
+    bound = _bound(ref, abs_ref, terms, got.dtype, u_in)
     err = (got.detach().double() - ref).abs()
     worst = (err / bound).max().item()
     assert worst <= 1, f'{name}: error {worst:.2f}x the bound (max abs err {err.max().item():.3g})'
 
 
 def _run(device, n, c, h, w, kh, kw, dtype=torch.float32, wdtype=None,
-         bias=True, channels_last=False, seed=0):
+         bias=True, channels_last=False, seed=0, method='direct'):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, c, h, w, generator=gen).to(device, dtype)
     if channels_last:
@@ -87,13 +93,14 @@ def _run(device, n, c, h, w, kh, kw, dtype=torch.float32, wdtype=None,
     wt.requires_grad_()
     if b is not None:
         b.requires_grad_()
-    y = dt.triton_depthwise_conv2d(x, wt, b)
+    y = dt.triton_depthwise_conv2d(x, wt, b, method=method)
     assert y.dtype == dtype and y.shape == x.shape and y.device == x.device
     grads = torch.autograd.grad(y, [x, wt] + ([b] if bias else []), g)
     (ry, rgx, rgw), (ay, agx, agw) = _ref64(x, wt, b, g)
     taps = kh * kw
-    _check(y, ry, ay, taps, 'forward')
-    _check(grads[0], rgx, agx, taps, 'input grad')
+    u_in = U[dtype] if method == 'dot' and wt.dtype != dtype else 0.
+    _check(y, ry, ay, taps, 'forward', u_in)
+    _check(grads[0], rgx, agx, taps, 'input grad', u_in)
     assert grads[1].dtype == wt.dtype
     _check(grads[1], rgw, agw, n * h * w, 'weight grad')
     if bias:
@@ -114,20 +121,29 @@ SHAPES = [
 ]
 
 
+METHODS = pytest.mark.parametrize('method', ['direct', 'dot'])
+
+
+@METHODS
 @pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
-def test_fp32_matches_conv2d(device, shape):
-    _run(device, *shape)
+def test_fp32_matches_conv2d(device, shape, method):
+    _run(device, *shape, method=method)
 
 
+@METHODS
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=['fp16', 'bf16'])
-def test_half_precision_matches_conv2d(device, dtype):
-    _run(device, 2, 3, 9, 10, 7, 5, dtype=dtype)
+def test_half_precision_matches_conv2d(device, dtype, method):
+    _run(device, 2, 3, 9, 10, 7, 5, dtype=dtype, method=method)
+    _run(device, 1, 3, 6, 9, 3, 7, dtype=dtype, method=method)  # the wide band axis
 
 
-def test_half_input_fp32_weight(device):
-    """AMP: fp16 activations, fp32 master weight and bias read in fp32; the
-    weight gradient comes back fp32."""
-    _run(device, 1, 4, 7, 6, 5, 3, dtype=torch.float16, wdtype=torch.float32)
+@METHODS
+def test_half_input_fp32_weight(device, method):
+    """AMP: fp16 activations, fp32 master weight and bias read in fp32 (the
+    'dot' product rounds the weight to fp16); the weight gradient comes
+    back fp32."""
+    _run(device, 1, 4, 7, 6, 5, 3, dtype=torch.float16, wdtype=torch.float32,
+         method=method)
 
 
 def test_channels_last_input_no_bias(device):
@@ -153,6 +169,20 @@ def test_multi_tile_launchers(device):
         _check(gw, rgw, agw, 63, f'weight grad {blocks} split {split}')
 
 
+def test_dot_method_multi_tile(device):
+    """The 'dot' forward with several 16 x 16 tiles on both band axes (a
+    tall and a wide kernel), plain and flipped."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 2, 20, 18, generator=gen).to(device)
+    for kh, kw in ((9, 3), (3, 9)):
+        w = torch.randn(2, 1, kh, kw, generator=gen).to(device)
+        (ry, rgx, _), (ay, agx, _) = _ref64(x, w, None, x)
+        _check(dt.dwconv_forward(x, w, blocks=(16, 16), method='dot'), ry, ay,
+               kh * kw, f'{kh}x{kw} forward')
+        _check(dt.dwconv_forward(x, w, flip=True, blocks=(16, 16), method='dot'),
+               rgx, agx, kh * kw, f'{kh}x{kw} input grad')
+
+
 def test_autocast_casts_like_conv2d(device, monkeypatch):
     dtype = torch.bfloat16 if device == 'cpu' else torch.float16
     x = torch.randn(1, 3, 6, 6, device=device)
@@ -172,6 +202,8 @@ def test_bad_arguments(monkeypatch):
         dt.triton_depthwise_conv2d(x, torch.randn(3, 1, 4, 3))
     with pytest.raises(ValueError, match=r'depthwise \(3, 1, kh, kw\)'):
         dt.triton_depthwise_conv2d(x, torch.randn(3, 3, 3, 3))
+    with pytest.raises(ValueError, match="method must be 'direct' or 'dot'"):
+        dt.triton_depthwise_conv2d(x, torch.randn(3, 1, 3, 3), method='fft')
     with pytest.raises(TypeError, match='fp32/fp16/bf16'):
         dt.triton_depthwise_conv2d(x.double(), torch.randn(3, 1, 3, 3).double())
     monkeypatch.delenv('TRITON_INTERPRET')
@@ -187,8 +219,19 @@ def test_kernels_compile_for_gpu_without_one(arch):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    fwd, wgrad = dt._kernels(False)
+    fwd, wgrad, fwd_dot = dt._kernels(False)
     for dtype in ('fp32', 'fp16', 'bf16'):
+        sig = dict.fromkeys(fwd_dot.arg_names, 'i32')
+        sig.update(x_ptr=f'*{dtype}', w_ptr='*fp32', b_ptr='*fp32', y_ptr=f'*{dtype}',
+                   HAS_BIAS='constexpr', FLIP='constexpr', AXIS='constexpr',
+                   BLOCK_H='constexpr', BLOCK_W='constexpr', BLOCK_R='constexpr',
+                   UPCAST='constexpr')
+        for axis in (0, 1):
+            const = dict(HAS_BIAS=False, FLIP=axis == 1, AXIS=axis, BLOCK_H=16,
+                         BLOCK_W=32, BLOCK_R=32, UPCAST=False)  # small: compiles fast
+            kernel = triton.compile(ASTSource(fwd_dot, sig, constexprs=const),
+                                    target=GPUTarget('cuda', arch, 32))
+            assert kernel.asm['cubin']
         sig = dict.fromkeys(fwd.arg_names, 'i32')
         sig.update(x_ptr=f'*{dtype}', w_ptr='*fp32', b_ptr='*fp32', y_ptr=f'*{dtype}',
                    HAS_BIAS='constexpr', FLIP='constexpr', BLOCK_H='constexpr',
@@ -268,13 +311,15 @@ SLAK_T = [(124, 56, 51), (249, 28, 49), (499, 14, 47), (998, 7, 13)]
 @pytest.mark.parametrize('stage', range(4))
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16, torch.bfloat16],
                          ids=['fp32', 'fp16', 'bf16'])
-def test_slak_t_layer_shapes_cuda(stage, dtype):
+@METHODS
+def test_slak_t_layer_shapes_cuda(stage, dtype, method):
     c, s, k = SLAK_T[stage]
     for kh, kw in ((k, 5), (5, k), (5, 5), (k, k)):
         # cropped as DepthwiseConv2d does (rows beyond the map meet only padding)
         kh, kw = min(kh, 2 * s - 1), min(kw, 2 * s - 1)
         # batch 1 for the merged kernel: its float64 reference is the slow part
-        _run('cuda', 1 if kh == kw > 5 else 2, c, s, s, kh, kw, dtype=dtype, seed=stage)
+        _run('cuda', 1 if kh == kw > 5 else 2, c, s, s, kh, kw, dtype=dtype, seed=stage,
+             method=method)
 
 
 @pytest.mark.cuda

@@ -22,7 +22,7 @@ start=$(date +%s)
 } | tee "$DEST/env.txt"
 
 # correctness first: the speed numbers mean nothing if these fail
-timeout 150 "$PY" -m pytest -m cuda tests/test_dwconv_triton.py -q -rs -p no:cacheprovider \
+timeout 180 "$PY" -m pytest -m cuda tests/test_dwconv_triton.py -q -rs -p no:cacheprovider --durations=15 \
   2>&1 | tee "$DEST/pytest.log"
 rc_test=${PIPESTATUS[0]}
 echo "pytest rc=$rc_test ($(( $(date +%s) - start )) s)" | tee -a "$DEST/pytest.log"
@@ -31,7 +31,7 @@ echo "pytest rc=$rc_test ($(( $(date +%s) - start )) s)" | tee -a "$DEST/pytest.
 left=$(( 350 - ($(date +%s) - start) ))
 [ "$left" -lt 60 ] && left=60
 timeout "$left" "$PY" tools/analysis/benchmark_slak.py --triton-only \
-  --triton-batch "${BATCH:-64}" --triton-repeat 10 --model-repeat 5 \
+  --triton-batch "${BATCH:-64}" --triton-repeat 7 --model-repeat 5 \
   2>&1 | tee "$DEST/benchmark.log"
 rc_bench=${PIPESTATUS[0]}
 echo "benchmark rc=$rc_bench (124 = hit its ${left}s limit; $(( $(date +%s) - start )) s total)" \

@@ -30,7 +30,11 @@ a line says they need CUDA); ``--triton-batch``, default 64, at 224 px:
 5. Whole SLaK-T + 1000-way head: training forward+backward and deploy
    inference, img/s, the same three dtypes (NCHW for both paths).
 6. Tuning sweep of the Triton kernels' block sizes and warps per shape
-   (forward and weight gradient), vs the defaults and cuDNN.
+   (forward: direct and ``tl.dot`` kernels; weight gradient), vs the
+   defaults and cuDNN.
+
+"triton" is the direct kernel, "triton-dot" the ``tl.dot`` forward/input
+gradient (``dwconv_triton.DEFAULT_METHOD``); both share the weight gradient.
 """
 import argparse
 import copy
@@ -219,10 +223,27 @@ def _impls():
     """The depthwise paths to compare: keyword arguments of DepthwiseConv2d."""
     from mmconvarch.models.backbones.slak import _igemm
     impls = {'cudnn': dict(use_triton=False, use_igemm=False),
-             'triton': dict(use_triton=True, use_igemm=False)}
+             'triton': dict(use_triton=True, use_igemm=False),
+             'triton-dot': dict(use_triton=True, use_igemm=False)}
     if _igemm is not None:
         impls['igemm'] = dict(use_triton=False, use_igemm=True)
     return impls
+
+
+def _timed(fns: dict) -> dict:
+    """``fns`` with the Triton method of each name set around its call
+    ('triton-dot': ``method='dot'``, the others the direct kernels)."""
+    from mmconvarch.models.layers import dwconv_triton as dt
+
+    def wrap(name, fn):
+        def call():
+            dt.DEFAULT_METHOD = 'dot' if name == 'triton-dot' else 'direct'
+            try:
+                fn()
+            finally:
+                dt.DEFAULT_METHOD = 'direct'
+        return call
+    return {name: wrap(name, fn) for name, fn in fns.items()}
 
 
 def _autocast(dtype):
@@ -282,11 +303,11 @@ def bench_triton_layers(args) -> None:
                 if kind == 'train':
                     modes.append(('fwd+bwd', train))
                 for mode, fn in modes:
-                    ms = cuda_medians({n: (lambda m=m, fn=fn: fn(m))
-                                       for n, m in use.items()},
+                    ms = cuda_medians(_timed({n: (lambda m=m, fn=fn: fn(m))
+                                              for n, m in use.items()}),
                                       args.triton_repeat)
                     _print_ratios(f'{label} {mode}', ms)
-                    if ms['triton'] < ms['cudnn']:
+                    if min(ms['triton'], ms['triton-dot']) < ms['cudnn']:
                         dtype_name = str(amp or torch.float32).replace(
                             'torch.', '')
                         wins.append((name, dtype_name, kh, kw, c, size, size,
@@ -310,14 +331,15 @@ def bench_triton_layers(args) -> None:
                     y = layer(xg)
                 y.backward(gy.to(y.dtype))
 
-            ms = cuda_medians({n: (lambda m=m: train_layer(m))
-                               for n, m in use.items()}, args.triton_repeat)
+            ms = cuda_medians(_timed({n: (lambda m=m: train_layer(m))
+                                      for n, m in use.items()}), args.triton_repeat)
             _print_ratios(f'stage {stage} decomposed {k}x5+5x{k}+5x5+BN '
                           f'{dname} fwd+bwd', ms)
         del layers
     print('\nMEASURED_TRITON_WINS entries these measurements support '
           '(key: device, dtype, kh, kw, C, H, W, training; training=True '
-          'from fwd+bwd, False from fwd/infer; check the whole-model rows '
+          'from fwd+bwd, False from fwd/infer; a win by triton-dot also '
+          'needs DEFAULT_METHOD = "dot"; check the whole-model rows '
           'before adding them):', flush=True)
     for key in wins:
         print(f'    {key!r}: True,')
@@ -355,7 +377,7 @@ def bench_triton_model(args) -> None:
                 loss = model(x).float().sum()
             loss.backward()
 
-        ms = cuda_medians({n: (lambda m=m: train(m)) for n, m in use.items()},
+        ms = cuda_medians(_timed({n: (lambda m=m: train(m)) for n, m in use.items()}),
                           args.model_repeat, warmup=2)
         _print_ratios(f'SLaK-T train fwd+bwd {dname}', ms, img_s)
     for model in models.values():
@@ -373,7 +395,7 @@ def bench_triton_model(args) -> None:
             with torch.no_grad(), _autocast(amp):
                 model(x)
 
-        ms = cuda_medians({n: (lambda m=m: infer(m)) for n, m in use.items()},
+        ms = cuda_medians(_timed({n: (lambda m=m: infer(m)) for n, m in use.items()}),
                           args.model_repeat, warmup=2)
         _print_ratios(f'SLaK-T deploy inference {dname}', ms, img_s)
 
@@ -390,6 +412,7 @@ def bench_triton_sweep(args) -> None:
                   (32, 32), (8, 16), (16, 16), (8, 8)]
     wgrad_blocks = [(8, 128), (16, 128), (16, 256), (32, 256), (8, 512),
                     (32, 128)]
+    dot_blocks = [(16, 16), (16, 32), (32, 32), (16, 64), (32, 64), (64, 64)]
     for stage, (c, size, k) in enumerate(SLAK_T_STAGES):
         kc = min(k, 2 * size - 1)  # cropped as DepthwiseConv2d does
         for dtype in (torch.float32, torch.float16):
@@ -399,6 +422,14 @@ def bench_triton_sweep(args) -> None:
                 fns = {'cudnn': lambda w=w: F.conv2d(
                     x, w.to(dtype), padding=(kh // 2, kw // 2), groups=c),
                     'default': lambda w=w: dt.dwconv_forward(x, w)}
+                for bh, bw in dot_blocks:
+                    if bw > 2 * max(16, dt._next_pow2(size)) or \
+                            bh > 2 * max(16, dt._next_pow2(size)):
+                        continue
+                    for nw in (4, 8):
+                        fns[f'dot {bh}x{bw} w{nw}'] = (
+                            lambda w=w, b=(bh, bw), nw=nw: dt.dwconv_forward(
+                                x, w, blocks=b, num_warps=nw, method='dot'))
                 for bh, bw in fwd_blocks:
                     if bw > 2 * dt._next_pow2(size) or bh > 2 * dt._next_pow2(size):
                         continue

@@ -9,6 +9,11 @@ extension's convention, see :class:`~mmconvarch.models.backbones.slak.DepthwiseC
   ``(n, c)`` plane, looping over the taps that can meet the tile (rows and
   columns of the kernel that only ever see padding are skipped per tile);
   fp32 accumulation, output in the input's dtype.
+* forward, ``method='dot'``: the same conv as banded (Toeplitz) matrix
+  products with ``tl.dot`` along the kernel's long edge (tensor cores for
+  fp16/bf16, exact fp32 products for fp32; the weight is rounded to the
+  input's dtype, as cuDNN does under autocast). Which method wins where is
+  for the GPU sweep to say; ``'direct'`` is the default.
 * input gradient: the same kernel with the kernel flipped (for odd kernels
   the "same" padding of the flipped kernel is the same).
 * weight gradient: each program reduces a block of taps of one channel over
@@ -57,6 +62,11 @@ _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # empty: nothing has been measured on a GPU yet.
 MEASURED_TRITON_WINS: Dict[Tuple[str, str, int, int, int, int, int, bool], bool] = {}
 
+# the forward/input-gradient method of triton_depthwise_conv2d (and so of
+# DepthwiseConv2d's Triton path): 'direct' or 'dot'; 'direct' until a GPU
+# measurement says otherwise (benchmark_slak.py --triton times both)
+DEFAULT_METHOD = 'direct'
+
 
 # --------------------------------------------------------------------------
 # kernel bodies (plain functions; jitted lazily by _kernels)
@@ -98,6 +108,89 @@ def _dwconv_fwd_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, H, W, KH, KW, PH, PW,
                 wv = tl.load(w_base + i * KW + j)
             xv = tl.load(row_ptr + iw[None, :] * sxw, mask=m, other=0.)
             acc += xv.to(tl.float32) * wv.to(tl.float32)
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + c).to(tl.float32)
+    out_m = (offs_h < H)[:, None] & (offs_w < W)[None, :]
+    y_offs = (n * syn + c * syc + offs_h[:, None] * syh
+              + offs_w[None, :] * syw)
+    tl.store(y_ptr + y_offs, acc.to(y_ptr.dtype.element_ty), mask=out_m)
+
+
+def _dwconv_fwd_dot_kernel(x_ptr, w_ptr, b_ptr, y_ptr, C, H, W, KH, KW, PH, PW,
+                           sxn, sxc, sxh, sxw, syn, syc, syh, syw, n_tiles_w,
+                           HAS_BIAS: tl.constexpr, FLIP: tl.constexpr,
+                           AXIS: tl.constexpr, BLOCK_H: tl.constexpr,
+                           BLOCK_W: tl.constexpr, BLOCK_R: tl.constexpr,
+                           UPCAST: tl.constexpr):
+    """The same conv as ``_dwconv_fwd_kernel`` as small matrix products
+    (``tl.dot``, tensor cores for fp16/bf16, exact fp32 products for fp32):
+    AXIS=0, per kernel column j, ``y_tile += T_j @ X_j`` with ``T_j`` the
+    ``BLOCK_H x BLOCK_R`` banded (Toeplitz) matrix of column j and ``X_j``
+    the ``BLOCK_R`` input rows the tile needs, shifted by j; AXIS=1 the same
+    along the other axis (per kernel row). The weight is rounded to the
+    input's dtype for the product (as cuDNN under autocast). UPCAST: the
+    product in fp32 of the same rounded operands (exact products either way;
+    Triton's interpreter multiplies bf16 dots wrongly, so it gets this)."""
+    pid_nc = tl.program_id(0).to(tl.int64)
+    tile = tl.program_id(1)
+    n = pid_nc // C
+    c = pid_nc % C
+    h0 = (tile // n_tiles_w) * BLOCK_H
+    w0 = (tile % n_tiles_w) * BLOCK_W
+    hl = tl.arange(0, BLOCK_H)
+    wl = tl.arange(0, BLOCK_W)
+    offs_h = h0 + hl
+    offs_w = w0 + wl
+    rl = tl.arange(0, BLOCK_R)
+    x_base = x_ptr + n * sxn + c * sxc
+    w_base = w_ptr + c * KH * KW
+    acc = tl.full((BLOCK_H, BLOCK_W), 0., tl.float32)
+    if AXIS == 0:
+        ir = h0 - PH + rl  # the input rows the tile needs
+        mr = (ir >= 0) & (ir < H)
+        ki = rl[None, :] - hl[:, None]  # kernel row of T[h, r]
+        mk = (ki >= 0) & (ki < KH)
+        if FLIP:
+            ki = KH - 1 - ki
+        j_lo = tl.maximum(PW - (w0 + BLOCK_W - 1), 0)
+        j_hi = tl.minimum(W - w0 + PW, KW)
+        for j in range(j_lo, j_hi):
+            iw = offs_w + (j - PW)
+            m = mr[:, None] & ((iw >= 0) & (iw < W))[None, :]
+            xt = tl.load(x_base + ir[:, None] * sxh + iw[None, :] * sxw,
+                         mask=m, other=0.)
+            if FLIP:
+                jw = KW - 1 - j
+            else:
+                jw = j
+            t = tl.load(w_base + ki * KW + jw, mask=mk, other=0.).to(xt.dtype)
+            if UPCAST:
+                t = t.to(tl.float32)
+                xt = xt.to(tl.float32)
+            acc = tl.dot(t, xt, acc, input_precision='ieee')
+    else:
+        iq = w0 - PW + rl  # the input columns the tile needs
+        mq = (iq >= 0) & (iq < W)
+        kj = rl[:, None] - wl[None, :]  # kernel column of T[q, w]
+        mk = (kj >= 0) & (kj < KW)
+        if FLIP:
+            kj = KW - 1 - kj
+        i_lo = tl.maximum(PH - (h0 + BLOCK_H - 1), 0)
+        i_hi = tl.minimum(H - h0 + PH, KH)
+        for i in range(i_lo, i_hi):
+            ih = offs_h + (i - PH)
+            m = ((ih >= 0) & (ih < H))[:, None] & mq[None, :]
+            xt = tl.load(x_base + ih[:, None] * sxh + iq[None, :] * sxw,
+                         mask=m, other=0.)
+            if FLIP:
+                iw_ = KH - 1 - i
+            else:
+                iw_ = i
+            t = tl.load(w_base + iw_ * KW + kj, mask=mk, other=0.).to(xt.dtype)
+            if UPCAST:
+                t = t.to(tl.float32)
+                xt = xt.to(tl.float32)
+            acc = tl.dot(xt, t, acc, input_precision='ieee')
     if HAS_BIAS:
         acc += tl.load(b_ptr + c).to(tl.float32)
     out_m = (offs_h < H)[:, None] & (offs_w < W)[None, :]
@@ -157,15 +250,16 @@ def _interpret_requested() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def _kernels(interpret: bool):
-    """``(forward, weight-gradient)`` kernels, jitted for the GPU or wrapped by
-    Triton's interpreter (CPU tensors)."""
+    """``(forward, weight-gradient, forward-by-dot)`` kernels, jitted for
+    the GPU or wrapped by Triton's interpreter (CPU tensors)."""
     if tl.constexpr is None:
         raise ImportError('the Triton kernels need the triton package')
     if interpret:
         from triton.runtime.interpreter import InterpretedFunction as wrap
     else:
         from triton.runtime.jit import JITFunction as wrap
-    return wrap(_dwconv_fwd_kernel), wrap(_dwconv_wgrad_kernel)
+    return (wrap(_dwconv_fwd_kernel), wrap(_dwconv_wgrad_kernel),
+            wrap(_dwconv_fwd_dot_kernel))
 
 
 def _launch_mode(x: torch.Tensor) -> bool:
@@ -201,28 +295,49 @@ def default_wgrad_blocks(taps: int, pixels: int) -> Tuple[int, int]:
 # launchers
 # --------------------------------------------------------------------------
 
+def default_dot_blocks(h: int, w: int) -> Tuple[int, int]:
+    """``(BLOCK_H, BLOCK_W)`` of the ``tl.dot`` forward: the map rounded up
+    to a power of two, 16 to 64 (tl.dot needs 16; not tuned on a GPU yet)."""
+    return (max(16, min(64, _next_pow2(h))), max(16, min(64, _next_pow2(w))))
+
+
 def dwconv_forward(x: torch.Tensor, weight: torch.Tensor,
                    bias: Optional[torch.Tensor] = None, flip: bool = False,
                    blocks: Optional[Tuple[int, int]] = None,
-                   num_warps: int = 4) -> torch.Tensor:
+                   num_warps: int = 4, method: str = 'direct') -> torch.Tensor:
     """The forward kernel (``flip=True``: the input-gradient conv) on an
     NCHW-contiguous ``x`` and a ``(C, 1, kh, kw)`` weight; no autograd.
-    ``blocks``: ``(BLOCK_H, BLOCK_W)`` powers of two (the tuning sweep's
-    knob); None picks :func:`default_fwd_blocks`."""
+    ``method``: ``'direct'`` (one FMA per tap and pixel, fp32 throughout) or
+    ``'dot'`` (banded matrix products, ``tl.dot``; the weight is rounded to
+    the input dtype). ``blocks``: ``(BLOCK_H, BLOCK_W)`` powers of two (the
+    tuning sweep's knob; at least 16 for ``'dot'``); None picks
+    :func:`default_fwd_blocks` / :func:`default_dot_blocks`."""
+    if method not in ('direct', 'dot'):
+        raise ValueError(f"method must be 'direct' or 'dot', got {method!r}")
     interpret = _launch_mode(x)
-    fwd, _ = _kernels(interpret)
+    fwd, _, fwd_dot = _kernels(interpret)
     n, c, h, w = x.shape
     kh, kw = weight.shape[-2:]
     weight = weight.contiguous()
     y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    bh, bw = blocks or default_fwd_blocks(h, w)
+    if method == 'dot':
+        bh, bw = blocks or default_dot_blocks(h, w)
+    else:
+        bh, bw = blocks or default_fwd_blocks(h, w)
     n_tw = -(-w // bw)
     grid = (n * c, -(-h // bh) * n_tw)
     extra = {} if interpret else dict(num_warps=num_warps)
-    fwd[grid](x, weight, bias if bias is not None else weight, y, c, h, w,
-              kh, kw, kh // 2, kw // 2, *x.stride(), *y.stride(), n_tw,
-              HAS_BIAS=bias is not None, FLIP=flip, BLOCK_H=bh, BLOCK_W=bw,
-              **extra)
+    args = (x, weight, bias if bias is not None else weight, y, c, h, w,
+            kh, kw, kh // 2, kw // 2, *x.stride(), *y.stride(), n_tw)
+    if method == 'direct':
+        fwd[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, BLOCK_H=bh,
+                  BLOCK_W=bw, **extra)
+    else:
+        axis = 0 if kh >= kw else 1  # the band along the long edge
+        band = _next_pow2((bh + kh - 1) if axis == 0 else (bw + kw - 1))
+        fwd_dot[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, AXIS=axis,
+                      BLOCK_H=bh, BLOCK_W=bw, BLOCK_R=max(16, band),
+                      UPCAST=interpret and x.dtype == torch.bfloat16, **extra)
     return y
 
 
@@ -237,7 +352,7 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor,
     per step); ``split``: programs sharing one channel's reduction (None:
     enough to give ~4096 programs)."""
     interpret = _launch_mode(x)
-    _, wgrad = _kernels(interpret)
+    _, wgrad, _ = _kernels(interpret)
     n, c, h, w = x.shape
     kh, kw = kernel_size
     bt, bp = blocks or default_wgrad_blocks(kh * kw, h * w)
@@ -259,10 +374,11 @@ class TritonDepthwiseConv2dFunction(torch.autograd.Function):
     """Autograd around the Triton kernels: ``(x, weight, bias) -> y``."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, method='direct'):
         ctx.save_for_backward(x, weight)
         ctx.bias_dtype = None if bias is None else bias.dtype
-        return dwconv_forward(x, weight, bias)
+        ctx.method = method
+        return dwconv_forward(x, weight, bias, method=method)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -270,17 +386,19 @@ class TritonDepthwiseConv2dFunction(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = dwconv_forward(grad_out, weight, None, flip=True)
+            gx = dwconv_forward(grad_out, weight, None, flip=True,
+                                method=ctx.method)
         if ctx.needs_input_grad[1]:
             gw = dwconv_weight_grad(x, grad_out, weight.shape[-2:]).to(
                 weight.dtype)
         if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
             gb = grad_out.sum((0, 2, 3), dtype=torch.float32).to(ctx.bias_dtype)
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
 def triton_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
-                            bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+                            bias: Optional[torch.Tensor] = None,
+                            method: Optional[str] = None) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=(kh // 2, kw // 2), groups=C)``
     by the Triton kernels, with autograd.
 
@@ -291,6 +409,11 @@ def triton_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
         weight (Tensor): ``(C, 1, kh, kw)`` depthwise kernel, kh and kw odd;
             read in fp32 whatever its dtype; its gradient has its dtype.
         bias (Tensor, optional): ``(C,)`` bias.
+        method (str, optional): How the forward and input-gradient convs are
+            computed: ``'direct'`` (per-tap FMAs, fp32 throughout) or
+            ``'dot'`` (banded matrix products with ``tl.dot``; the weight is
+            rounded to the input's dtype). None: :data:`DEFAULT_METHOD`. The
+            weight gradient is the same for both.
 
     Returns:
         Tensor: ``(N, C, H, W)`` in the dtype of ``x`` (NCHW-contiguous).
@@ -314,7 +437,10 @@ def triton_depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor,
                         f'and {weight.dtype}')
     if weight.device != x.device or (bias is not None and bias.device != x.device):
         raise ValueError('x, weight and bias must be on one device')
-    return TritonDepthwiseConv2dFunction.apply(x.contiguous(), weight, bias)
+    method = DEFAULT_METHOD if method is None else method
+    if method not in ('direct', 'dot'):
+        raise ValueError(f"method must be 'direct' or 'dot', got {method!r}")
+    return TritonDepthwiseConv2dFunction.apply(x.contiguous(), weight, bias, method)
 
 
 # --------------------------------------------------------------------------
