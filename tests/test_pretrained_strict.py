@@ -181,7 +181,9 @@ def test_whole_model_checkpoint_paths_still_work(tmp_path):
 @pytest.mark.parametrize('backbone', [
     dict(type='mmconvarch.SLaK', arch=dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32]),
          out_indices=(0, 1, 2, 3)),
-    dict(type='mmconvarch.VanillaNet', arch='5', out_indices=(0, 1, 2))])
+    dict(type='mmconvarch.VanillaNet', arch='5', out_indices=(0, 1, 2)),
+    dict(type='mmconvarch.RevCol', arch=dict(channels=CH, layers=LAYERS, num_columns=COLS)),
+    dict(type='mmconvarch.ConvNeXtV2', arch='atto', out_indices=(0, 1, 2, 3))])
 def test_stock_mmseg_config_model_pretrained_gets_one_clear_error(backbone, tmp_path):
     """mmseg's stock UperNet config sets ``model.pretrained`` for its ResNet, and
     EncoderDecoder hands it to the backbone: ours say what to do instead of

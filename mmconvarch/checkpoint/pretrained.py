@@ -9,7 +9,6 @@ an official checkpoint: a load-state-dict pre-hook on that model, registered
 by our classifiers (``OfficialCheckpointClassifier``, ``RevColClassifier``).
 Nothing here changes torch or mmengine globally.
 """
-import functools
 import logging
 import re
 from typing import Optional
@@ -19,7 +18,8 @@ import torch.nn as nn
 from .layouts import (convert_official_in_place, convert_official_model_in_place,
                       diff_keys, guess_family, known_families, show_keys)
 
-__all__ = ['OfficialCheckpointMixin', 'check_pretrained_keys', 'load_official_checkpoints']
+__all__ = ['OfficialCheckpointMixin', 'check_pretrained_keys', 'load_official_checkpoints',
+           'reject_pretrained_argument']
 
 
 def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
@@ -71,6 +71,20 @@ def check_pretrained_keys(module: nn.Module, state_dict: dict, checkpoint: str,
         "that fit, say so: init_cfg=dict(type='Pretrained', checkpoint=..., strict=False).")
 
 
+def reject_pretrained_argument(pretrained: object, name: str) -> None:
+    """One clear error for a backbone's ``pretrained`` argument (its only
+    valid value is None). mmseg's ``EncoderDecoder`` (and old mmdet configs)
+    hand the model's ``pretrained`` to the backbone; stock ResNet configs set
+    it. Our backbones load weights through ``init_cfg`` only."""
+    if pretrained is not None:
+        raise ValueError(
+            f'{name} got pretrained={pretrained!r}, most likely from the '
+            "model's `pretrained` (mmseg's EncoderDecoder passes it to the "
+            'backbone; stock ResNet configs set it). Set `model.pretrained=None` '
+            f'and load {name} weights with backbone init_cfg=dict('
+            "type='Pretrained', checkpoint=...).")
+
+
 def _is_pretrained(cfg) -> bool:
     """As mmengine's ``BaseModule.init_weights`` tells a Pretrained init."""
     from mmengine.model.weight_init import PretrainedInit
@@ -100,7 +114,8 @@ class OfficialCheckpointMixin:
 
     * A ``pretrained=`` argument (mmseg's ``EncoderDecoder`` hands the
       model's ``pretrained`` to its backbone) raises one ValueError saying to
-      use the init_cfg instead.
+      use the init_cfg instead: each backbone takes ``pretrained=None`` and
+      calls :func:`reject_pretrained_argument`.
 
     Loading a whole model (``load_from``, resume, ``load_state_dict``) is
     unchanged: only a Pretrained init of the backbone itself is checked. A
@@ -109,28 +124,6 @@ class OfficialCheckpointMixin:
     """
 
     official_family: str = ''
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get('__init__')
-        if init is None:
-            return
-
-        @functools.wraps(init)
-        def checked_init(self, *args, pretrained=None, **kw):
-            # mmseg's EncoderDecoder (and old mmdet configs) hand the model's
-            # ``pretrained`` to the backbone; stock ResNet configs set it
-            if pretrained is not None:
-                name = cls.__name__
-                raise ValueError(
-                    f'{name} got pretrained={pretrained!r}, most likely from the '
-                    "model's `pretrained` (mmseg's EncoderDecoder passes it to the "
-                    'backbone; stock ResNet configs set it). Set `model.pretrained=None` '
-                    f'and load {name} weights with backbone init_cfg=dict('
-                    "type='Pretrained', checkpoint=...).")
-            init(self, *args, **kw)
-
-        cls.__init__ = checked_init
 
     pretrained_optional_keys: str = \
         r'(norm\d+|head|fc|cls\d*)\.|(.*\.)?num_batches_tracked$'

@@ -3,7 +3,8 @@
 Each backbone (RevCol, ConvNeXt V2, SLaK, VanillaNet) is built the same way:
 
 * :class:`OfficialCheckpointMixin` first in its bases: the strict Pretrained
-  load of official checkpoints (documented there, once, for all four);
+  load of official checkpoints (documented there, once, for all four), and
+  ``pretrained=None`` checked by :func:`reject_pretrained_argument`;
 * :class:`FrozenStagesMixin`: ``frozen_stages`` (the backbone lists what a
   frozen stage is in :meth:`~FrozenStagesMixin.frozen_parts`) and, for the
   backbones with batch norms (SLaK, VanillaNet), ``norm_eval``;
@@ -20,12 +21,12 @@ import torch
 import torch.nn as nn
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
-from mmconvarch.checkpoint.pretrained import OfficialCheckpointMixin
+from mmconvarch.checkpoint.pretrained import OfficialCheckpointMixin, reject_pretrained_argument
 
 __all__ = [
     'FrozenStagesMixin', 'OfficialCheckpointMixin', 'check_frozen_stages', 'check_input_size',
     'convnext_layer_depth', 'freeze_modules', 'normalize_out_indices', 'resolve_arch',
-    'resolve_gap_before_final_norm'
+    'reject_pretrained_argument', 'resolve_gap_before_final_norm'
 ]
 
 

@@ -13,8 +13,8 @@ from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
 from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, convnext_layer_depth, normalize_out_indices, resolve_arch,
-                   resolve_gap_before_final_norm)
+                   check_input_size, convnext_layer_depth, normalize_out_indices,
+                   reject_pretrained_argument, resolve_arch, resolve_gap_before_final_norm)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -61,6 +61,9 @@ class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
             groups; the official B/L/H fine-tuning rule), ``'single'`` (one id
             per block, the official rule for atto..tiny) or ``'stage'``
             (mmseg's ConvNeXt ``stage_wise`` rule). Defaults to ``'group'``.
+        pretrained (None): Always None; weights load through ``init_cfg``
+            (a value, e.g. mmseg's ``model.pretrained`` handed down, raises
+            one ValueError saying so).
         **kwargs: Passed to mmpretrain's ``ConvNeXt`` (``norm_cfg``,
             ``act_cfg``, ``linear_pw_conv``, ``init_cfg``...).
     """
@@ -80,7 +83,9 @@ class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
                  gap_before_final_norm: Optional[bool] = None,
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
+                 pretrained: None = None,
                  **kwargs) -> None:
+        reject_pretrained_argument(pretrained, type(self).__name__)
         arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
                             'ConvNeXtV2')
         num_stages = len(arch['depths'])

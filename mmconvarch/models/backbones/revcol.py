@@ -24,7 +24,8 @@ from mmconvarch.models.layers import reversible_columns
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, normalize_out_indices, resolve_arch)
+                   check_input_size, normalize_out_indices, reject_pretrained_argument,
+                   resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -228,6 +229,9 @@ class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             ``'contiguous'`` (NCHW, as the official code, which falls into
             channels-last only where its upsampled term comes first in a
             sum). Outputs are NCHW-contiguous either way.
+        pretrained (None): Always None; weights load through ``init_cfg``
+            (a value, e.g. mmseg's ``model.pretrained`` handed down, raises
+            one ValueError saying so).
         init_cfg (dict | list, optional): Initialisation config. An
             official RevCol checkpoint (file or URL) loads directly with
             ``dict(type='Pretrained', checkpoint=...)``, strictly: see
@@ -267,10 +271,12 @@ class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  alpha_min: float = 1e-3,
                  frozen_stages: int = 0,
                  memory_format: str = 'auto',
+                 pretrained: None = None,
                  init_cfg=(dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
                                 std=.02, bias=0.),
                            dict(type='Constant', layer=['LayerNorm'], val=1.,
                                 bias=0.))) -> None:
+        reject_pretrained_argument(pretrained, 'RevCol')
         super().__init__(init_cfg=list(init_cfg) if isinstance(
             init_cfg, tuple) else init_cfg)
         arch = resolve_arch(arch, self.arch_zoo,

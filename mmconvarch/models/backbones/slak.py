@@ -29,8 +29,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, convnext_layer_depth, normalize_out_indices, resolve_arch,
-                   resolve_gap_before_final_norm)
+                   check_input_size, convnext_layer_depth, normalize_out_indices,
+                   reject_pretrained_argument, resolve_arch, resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
     import depthwise_conv2d_implicit_gemm as _igemm
@@ -386,6 +386,9 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             ``'contiguous'`` (NCHW, as official). The LNs between stages
             hand over channels-last-strided maps anyway; converting the
             input and each stage's input makes the layout one decision.
+        pretrained (None): Always None; weights load through ``init_cfg``
+            (a value, e.g. mmseg's ``model.pretrained`` handed down, raises
+            one ValueError saying so).
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02) for
             every Conv2d and Linear, as the official ``_init_weights``. An
             official classification checkpoint (its ``model`` or EMA
@@ -424,11 +427,13 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  with_cp: bool = False,
                  layer_decay_type: str = 'group',
                  memory_format: str = 'auto',
+                 pretrained: None = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = [
                      dict(type='TruncNormal', layer=['Conv2d', 'Linear'],
                           std=.02, bias=0.),
                      dict(type='Constant', layer=['LayerNorm'], val=1.,
                           bias=0.)]) -> None:
+        reject_pretrained_argument(pretrained, 'SLaK')
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
                             'SLaK')

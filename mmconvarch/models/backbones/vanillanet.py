@@ -31,7 +31,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
 from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, normalize_out_indices, resolve_arch)
+                   check_input_size, normalize_out_indices, reject_pretrained_argument,
+                   resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -311,6 +312,9 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
             MEMORY_FORMAT_POLICY`), ``'channels_last'`` (the input is
             converted once, every op keeps it) or ``'contiguous'`` (NCHW).
             Outputs are contiguous NCHW either way.
+        pretrained (None): Always None; weights load through ``init_cfg``
+            (a value, e.g. mmseg's ``model.pretrained`` handed down, raises
+            one ValueError saying so).
         init_cfg (dict | list, optional): Defaults to trunc-normal(0.02)
             convs with zero bias, as official. An official checkpoint (its
             ``model`` or EMA weights; λ set to 1) loads directly with
@@ -360,9 +364,11 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                  with_cp: bool = False,
                  layer_decay_type: str = 'single',
                  memory_format: str = 'auto',
+                 pretrained: None = None,
                  init_cfg: Optional[Union[dict, list]] = dict(
                      type='TruncNormal', layer='Conv2d', std=.02, bias=0.)
                  ) -> None:
+        reject_pretrained_argument(pretrained, 'VanillaNet')
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, int):
             arch = str(arch)
