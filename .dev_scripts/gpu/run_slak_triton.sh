@@ -22,7 +22,7 @@ start=$(date +%s)
 } | tee "$DEST/env.txt"
 
 # correctness first: the speed numbers mean nothing if these fail
-timeout 180 "$PY" -m pytest -m cuda tests/test_dwconv_triton.py -q -rs -p no:cacheprovider --durations=15 \
+timeout 200 "$PY" -m pytest -m cuda tests/test_dwconv_triton.py -q -rs -p no:cacheprovider --durations=15 \
   2>&1 | tee "$DEST/pytest.log"
 rc_test=${PIPESTATUS[0]}
 echo "pytest rc=$rc_test ($(( $(date +%s) - start )) s)" | tee -a "$DEST/pytest.log"

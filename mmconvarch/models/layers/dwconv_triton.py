@@ -38,6 +38,7 @@ measures a shape where Triton wins.
 """
 import functools
 import importlib.util
+import inspect
 import os
 from typing import Dict, Optional, Tuple
 
@@ -258,8 +259,15 @@ def _kernels(interpret: bool):
         from triton.runtime.interpreter import InterpretedFunction as wrap
     else:
         from triton.runtime.jit import JITFunction as wrap
-    return (wrap(_dwconv_fwd_kernel), wrap(_dwconv_wgrad_kernel),
-            wrap(_dwconv_fwd_dot_kernel))
+    # sizes are not specialised (Triton would compile one variant per
+    # size%16 / size==1 pattern: many compiles for no gain); strides are
+    # (a unit stride lets loads vectorise)
+    sizes = ['N', 'C', 'H', 'W', 'KH', 'KW', 'PH', 'PW', 'n_tiles_w',
+             'n_ptiles', 'split']
+    return tuple(wrap(fn, do_not_specialize=[
+        a for a in inspect.signature(fn).parameters if a in sizes])
+        for fn in (_dwconv_fwd_kernel, _dwconv_wgrad_kernel,
+                   _dwconv_fwd_dot_kernel))
 
 
 def _launch_mode(x: torch.Tensor) -> bool:
