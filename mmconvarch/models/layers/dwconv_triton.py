@@ -36,6 +36,7 @@ table the automatic choice in ``DepthwiseConv2d`` reads) is empty, so the
 automatic choice is cuDNN everywhere until ``tools/analysis/benchmark_slak.py``
 measures a shape where Triton wins.
 """
+import contextlib
 import functools
 import importlib.util
 import inspect
@@ -282,6 +283,11 @@ def _launch_mode(x: torch.Tensor) -> bool:
         'TRITON_INTERPRET=1 set (slow, for tests). Use F.conv2d otherwise.')
 
 
+def _on_device(x: torch.Tensor):
+    """Launch on ``x``'s GPU (Triton launches on the current device)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _next_pow2(v: int) -> int:
     return 1 << max(int(v) - 1, 0).bit_length()
 
@@ -337,15 +343,16 @@ def dwconv_forward(x: torch.Tensor, weight: torch.Tensor,
     extra = {} if interpret else dict(num_warps=num_warps)
     args = (x, weight, bias if bias is not None else weight, y, c, h, w,
             kh, kw, kh // 2, kw // 2, *x.stride(), *y.stride(), n_tw)
-    if method == 'direct':
-        fwd[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, BLOCK_H=bh,
-                  BLOCK_W=bw, **extra)
-    else:
-        axis = 0 if kh >= kw else 1  # the band along the long edge
-        band = _next_pow2((bh + kh - 1) if axis == 0 else (bw + kw - 1))
-        fwd_dot[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, AXIS=axis,
-                      BLOCK_H=bh, BLOCK_W=bw, BLOCK_R=max(16, band),
-                      UPCAST=interpret and x.dtype == torch.bfloat16, **extra)
+    with _on_device(x):
+        if method == 'direct':
+            fwd[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, BLOCK_H=bh,
+                      BLOCK_W=bw, **extra)
+        else:
+            axis = 0 if kh >= kw else 1  # the band along the long edge
+            band = _next_pow2((bh + kh - 1) if axis == 0 else (bw + kw - 1))
+            fwd_dot[grid](*args, HAS_BIAS=bias is not None, FLIP=flip, AXIS=axis,
+                          BLOCK_H=bh, BLOCK_W=bw, BLOCK_R=max(16, band),
+                          UPCAST=interpret and x.dtype == torch.bfloat16, **extra)
     return y
 
 
@@ -372,9 +379,10 @@ def dwconv_weight_grad(x: torch.Tensor, grad_out: torch.Tensor,
     split = max(1, min(int(split), items, 65535))  # grid axis 2 limit
     part = torch.empty(split, c, kh * kw, device=x.device, dtype=torch.float32)
     extra = {} if interpret else dict(num_warps=num_warps)
-    wgrad[(c, n_tb, split)](x, grad_out, part, n, c, h, w, kh, kw, kh // 2,
-                            kw // 2, *x.stride(), *grad_out.stride(), n_pt,
-                            split, BLOCK_T=bt, BLOCK_P=bp, **extra)
+    with _on_device(x):
+        wgrad[(c, n_tb, split)](x, grad_out, part, n, c, h, w, kh, kw, kh // 2,
+                                kw // 2, *x.stride(), *grad_out.stride(), n_pt,
+                                split, BLOCK_T=bt, BLOCK_P=bp, **extra)
     return part.sum(0).view(c, 1, kh, kw)
 
 
