@@ -50,6 +50,7 @@ def io_names(model):
     'configs/revcol/revcol_t_in1k.py',
     'configs/slak/slak_t_in1k.py',  # full width, real 51/49/47/13/5 kernels
 ])
+@pytest.mark.slow  # every family's whole classifier config
 def test_classifier_export_matches_pytorch(tmp_path, capsys, config):
     model, _ = export(tmp_path, capsys, config)
     assert io_names(model) == (['input'], ['logits'])
@@ -87,6 +88,7 @@ def test_fcmae_config_is_refused_clearly(tmp_path):
                           '--out', str(tmp_path / 'x.onnx'), '--shape', '64', '64'])
 
 
+@pytest.mark.slow  # a whole export in a subprocess
 def test_cli_prints_diff_last_and_exits_zero(tmp_path):
     out = tmp_path / 'v.onnx'
     proc = subprocess.run(
