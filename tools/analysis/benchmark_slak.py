@@ -9,8 +9,9 @@
    by default) vs a dense 51x51 depthwise conv (the merged deploy form) and,
    for scale, a 7x7 ConvNeXt depthwise conv.
 2. SLaK-T (51/49/47/13, width 1.3) + 1000-way head forward+backward in
-   channels_last (the default ``memory_format``) vs NCHW, interleaved
-   (``--model-size``, default 128 px, batch ``--batch``).
+   channels_last vs NCHW, interleaved, and which one the default
+   ``memory_format='auto'`` picks on this device (``--model-size``, default
+   128 px, batch ``--batch``).
 3. SparseRegrowHook overhead per optimizer step on full SLaK-T (+1000-way
    head, AdamW): mask re-application after every step and the prune/regrow
    event amortised over the official update frequencies, vs the optimizer
@@ -50,15 +51,23 @@ import torch.nn as nn
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..', '..'))
 
 
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn, repeat: int, warmup: int = 1) -> float:
     """Best-of-``repeat`` seconds of ``fn()`` (the least disturbed by other
-    processes on a shared machine)."""
+    processes on a shared machine); on a GPU each call is timed to the end of
+    its kernels."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
+        _sync()
         t = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -183,11 +192,13 @@ def bench_memory_format(args) -> None:
             t = time.perf_counter()
             fwd_bwd(models[name])
             best[name] = min(best[name], time.perf_counter() - t)
+    from mmconvarch.models.memory_format import MemoryFormatPolicy
+    auto = MemoryFormatPolicy('auto', 'SLaK').layout_name(torch.device(args.device).type)
     cl, nchw = best['channels_last'], best['contiguous']
     print(f'\n# 2. SLaK-T + head forward+backward, {args.batch}x3x{args.model_size}^2, '
-          f'{args.device}')
-    print(f'channels_last (default) {cl:8.3f} s')
-    print(f'NCHW                    {nchw:8.3f} s  -> channels_last {nchw / cl:.2f}x faster')
+          f'{args.device} (memory_format=\'auto\' picks {auto} here)')
+    print(f'channels_last {cl:8.3f} s')
+    print(f'NCHW          {nchw:8.3f} s  -> channels_last {nchw / cl:.2f}x faster')
 
 
 # --- CUDA: Triton vs cuDNN ---------------------------------------------------
