@@ -32,8 +32,6 @@ from conftest import CONFIGS, REPO
 from test_multinode import (ATTO, BATCH, TRAIN_IMAGES, VAL_IMAGES, check_training, child_env,
                             free_port, load_ranks, probed_config, run, train_args)
 
-pytestmark = pytest.mark.slow  # multi-host: network namespaces, Slurm, torchrun agents
-
 CLUSTER = osp.join(REPO, '.dev_scripts/cluster/netns_cluster.sh')
 HOSTS = ('mmca-node1', 'mmca-node2')
 PARTITION = 'netns'
@@ -398,6 +396,7 @@ def test_two_hosts_configs_bound_the_process_group_timeout():
         assert dict(dist_cfg) == dict(backend='nccl', timeout=CONFIG_TIMEOUT_S), rel
 
 
+@pytest.mark.slow  # builds and tears down the hosts
 def test_two_hosts_failed_start_leaves_machine_as_found():
     """A start that fails half-way (slurmctld cannot bind its port: the hosts are already up
     then) says why and undoes all it did; no root / no iproute2 are refused up front."""
@@ -443,6 +442,7 @@ def test_two_hosts_failed_start_leaves_machine_as_found():
         assert machine_state() == before
 
 
+@pytest.mark.slow  # multi-host
 def test_two_hosts_slurm_train_and_test(two_host_slurm, two_hosts, tmp_path, sample_root):
     """GPUS=2 GPUS_PER_NODE=0 TASKS_PER_NODE=1: one task on each Slurm node. MASTER_ADDR is the
     first node of SLURM_NODELIST (mmengine) and resolves to mmca-node1's address; the gradient
@@ -495,6 +495,7 @@ def uninterrupted_run(two_hosts, tmp_path_factory, sample_root):
                 crossed=link_bytes(HOSTS[1]) - link_before)
 
 
+@pytest.mark.slow  # multi-host
 def test_two_hosts_torchrun_agents(uninterrupted_run, two_hosts, sample_root):
     """NNODES=2, one agent in each namespace: one world of 2 over the link, DDP replicas equal;
     then dist_test.sh the same way gathers the predictions of both hosts."""
@@ -522,6 +523,7 @@ def test_two_hosts_torchrun_agents(uninterrupted_run, two_hosts, sample_root):
     check_gathered(tmp_path, out)
 
 
+@pytest.mark.slow  # multi-host
 def test_two_hosts_node_lost_mid_run_then_resume(two_hosts, uninterrupted_run, tmp_path,
                                                  sample_root):
     """Mid epoch 2, mmca-node2 is lost: its link goes down and everything our run had on it is
