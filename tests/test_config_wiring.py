@@ -32,6 +32,7 @@ from mmengine.runner import IterBasedTrainLoop, Runner
 
 from config_variants import FULL, FULL_IDS, VARIANT_CONFIGS, VARIANT_IDS, resolved
 from conftest import on_meta, reset_visualizers
+from mmconvarch.checkpoint import safe_checkpoint_loading
 from mmconvarch.launch import fall_back_from_amp_on_cpu
 from mmconvarch.utils.sample_data import apply_sample_data
 
@@ -253,7 +254,8 @@ def _train(cfg, stop_at):
     runner = Runner.from_cfg(cfg)
     probe = Probe(stop_at)
     runner.register_hook(probe)
-    runner.train()
+    with safe_checkpoint_loading():  # resume on torch>=2.6, as tools/train.py enables it
+        runner.train()
     return runner, probe
 
 

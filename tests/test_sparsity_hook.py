@@ -12,6 +12,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 
 from conftest import REPO
+from mmconvarch.checkpoint import safe_checkpoint_loading
 from mmconvarch.engine.hooks import SparseRegrowHook
 from mmconvarch.utils.sample_data import apply_sample_data
 from test_sparsity import CPUAmpOptimWrapper
@@ -75,7 +76,8 @@ def run(cfg, kill_at=None):
     runner = Runner.from_cfg(cfg)
     if kill_at is not None:
         runner.register_hook(KillAfterEpoch(kill_at), priority='LOWEST')
-    runner.train()
+    with safe_checkpoint_loading():  # resume/load_from on torch>=2.6, as tools/train.py
+        runner.train()
     return runner
 
 
