@@ -24,6 +24,10 @@ Differences from the official code, on purpose:
 - masks are realised and regrown with exact counts (random positions drawn
   without replacement) instead of Bernoulli draws, so the number of active
   weights is exactly preserved by prune + regrow;
+- a density that leaves a masked layer without any weight (a small layer at
+  a low uniform/ERK/SNIP density; official: a Bernoulli draw that may come
+  out empty) is refused with one error naming the layers and the smallest
+  density that keeps a weight in each, instead of zeroing the layer;
 - optimizer moments are masked for AdamW too (``exp_avg``,
   ``exp_avg_sq``), not only SGD momentum, except under momentum growth,
   which reads them at the pruned positions: there neither SGD nor Adam
@@ -427,13 +431,16 @@ class SparseMasking:
 
     # -------------------------------------------------------------- init
     def compute_densities(
-            self, snip_scores: Optional[Dict[str, torch.Tensor]] = None
-    ) -> Dict[str, float]:
+            self, snip_scores: Optional[Dict[str, torch.Tensor]] = None,
+            density: Optional[float] = None) -> Dict[str, float]:
+        """Per-layer densities of the candidates for the target ``density``
+        (default: the engine's)."""
+        density = self.density if density is None else density
         shapes = {n: tuple(self._param(n).shape) for n in self.candidates}
         if self.sparse_init == 'uniform':
-            return uniform_densities(shapes, self.density)
+            return uniform_densities(shapes, density)
         if self.sparse_init == 'ERK':
-            return erk_densities(shapes, self.density, self.erk_power_scale)
+            return erk_densities(shapes, density, self.erk_power_scale)
         if self.sparse_init == 'snip':
             if snip_scores is None:
                 raise ValueError("sparse_init='snip' needs snip_scores (see "
@@ -442,7 +449,7 @@ class SparseMasking:
             if missing:
                 raise KeyError(f'snip_scores lack {sorted(missing)[:4]}.')
             return snip_densities({n: snip_scores[n]
-                                   for n in self.candidates}, self.density)
+                                   for n in self.candidates}, density)
         return {n: int((self._param(n) != 0).sum()) / self._param(n).numel()
                 for n in self.candidates}
 
@@ -457,6 +464,8 @@ class SparseMasking:
         self.remove()
         densities = self.compute_densities(snip_scores)
         densities = self._broadcast_densities(densities)
+        if self.sparse_init != 'from_weights':
+            self._check_no_empty_layer(densities, snip_scores)
         self.densities = {}
         for name in self.candidates:
             param = self._param(name)
@@ -476,6 +485,44 @@ class SparseMasking:
         self.sync_masks()
         self.apply_masks()
         return dict(self.densities)
+
+    def _num_kept(self, densities: Dict[str, float]) -> Dict[str, int]:
+        return {n: int(round(densities[n] * self._param(n).numel()))
+                for n in self.candidates}
+
+    def _check_no_empty_layer(self, densities: Dict[str, float],
+                              snip_scores: Optional[Dict[str, torch.Tensor]]
+                              ) -> None:
+        """One ValueError if ``densities`` keep no weight of some layer
+        (which would zero that layer for the whole run), naming the layers
+        and the smallest ``density`` that keeps at least one weight in each
+        (bisection over the same density rule)."""
+        empty = [n for n, k in self._num_kept(densities).items() if k < 1]
+        if not empty:
+            return
+
+        def keeps_all(density: float) -> bool:
+            kept = self._num_kept(self.compute_densities(snip_scores, density))
+            return all(k >= 1 for k in kept.values())
+
+        low, high = self.density, 1.0
+        if keeps_all(high):
+            for _ in range(40):
+                mid = (low + high) / 2
+                low, high = (low, mid) if keeps_all(mid) else (mid, high)
+            fix = f'the smallest density that keeps one is {high:.4g}'
+        else:
+            fix = (f"no density keeps one under sparse_init={self.sparse_init!r} "
+                   "(e.g. SNIP scores all zero: the layer gets no gradient)")
+        layers = ', '.join(
+            f'{n} ({self._param(n).numel()} weights, layer density '
+            f'{densities[n]:.3g})' for n in empty[:6])
+        raise ValueError(
+            f'density={self.density} ({self.sparse_init}) leaves '
+            f'{len(empty)} masked layer(s) without any weight, which would '
+            f'zero them for the whole run: {layers}{" ..." if len(empty) > 6 else ""}. '
+            f'{fix[0].upper() + fix[1:]}; or keep these layers dense (exclude=<regex>, '
+            'only_large_kernel=True, include=<regex>).')
 
     def _broadcast_densities(self, densities: Dict[str, float]
                              ) -> Dict[str, float]:

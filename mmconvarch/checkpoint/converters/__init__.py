@@ -57,6 +57,21 @@ def check_against_backbone(state_dict: StateDict, backbone_cfg: dict,
             f'{show_keys(unexpected, 8)}, wrong shapes {show_keys(misshapen, 8)}.')
 
 
+def check_family(state_dict: StateDict, family: str) -> None:
+    """One ValueError if the keys look like another family's
+    (:func:`~mmconvarch.checkpoint.layouts.guess_family`), naming it and
+    the converter to use, before ``family``'s converter misreads them."""
+    name = SIGNATURES.get(family, (family, None))[0]
+    found = guess_family(state_dict)
+    if found is None or found.startswith(name):
+        return
+    other = next((f for f, (n, _) in SIGNATURES.items() if found.startswith(n)), None)
+    raise ValueError(
+        f'Not an official {name} checkpoint (family {family!r}): its keys '
+        f'look like a {found} checkpoint; convert it with family {other!r}, '
+        f'or pass a {name} checkpoint.')
+
+
 def convert_checkpoint(checkpoint: dict, family: str, ema: bool = False,
                        **opts) -> Tuple[StateDict, dict]:
     """Convert an official ``family`` checkpoint and check the result."""
@@ -64,6 +79,7 @@ def convert_checkpoint(checkpoint: dict, family: str, ema: bool = False,
         raise ValueError(f'No converter for {family!r}; available: '
                          f'{sorted(CONVERTERS)}.')
     state_dict = extract_state_dict(checkpoint, ema=ema)
+    check_family(state_dict, family)
     new_state_dict, backbone_cfg = CONVERTERS[family](state_dict, **opts)
     check_against_backbone(new_state_dict, backbone_cfg, family)
     return new_state_dict, backbone_cfg

@@ -69,7 +69,9 @@ class SparseRegrowHook(Hook):
             default ``ceil(max_iters / accumulative_counts)`` of the run.
         module (str, optional): Sparsify only this submodule of the model
             (e.g. ``'backbone'``); None: the whole model, as the official
-            classification code (head included).
+            classification code (head included). A name the model lacks
+            raises one ValueError listing its submodules, in
+            ``before_train``.
         only_large_kernel (bool): Official ``--only-L``.
         include, exclude (str, optional): Regexes on parameter names
             (relative to ``module``).
@@ -191,9 +193,25 @@ class SparseRegrowHook(Hook):
                            f'{self.engine.steps}): {text}')
 
     # -------------------------------------------------------------- hooks
+    def _target(self, model):
+        """The submodule ``self.module`` names (the model itself for None),
+        or one ValueError listing the submodules there are."""
+        if not self.module:
+            return model
+        try:
+            return model.get_submodule(self.module)
+        except AttributeError:
+            names = [n for n, _ in model.named_children()]
+            raise ValueError(
+                f'SparseRegrowHook module={self.module!r}: the model '
+                f'({type(model).__name__}) has no such submodule; its '
+                f'submodules are {names} (a dotted path below one of them, '
+                "e.g. 'backbone.stages', works too), or None for the whole "
+                'model.') from None
+
     def before_train(self, runner) -> None:
         model = self._model(runner)
-        target = model.get_submodule(self.module) if self.module else model
+        target = self._target(model)
         prefix = f'{self.module}.' if self.module else ''
         if self.engine is not None:  # a second train(): drop the old hooks
             self.engine.detach_optimizers()

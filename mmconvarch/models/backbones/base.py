@@ -8,10 +8,12 @@ Each backbone (RevCol, ConvNeXt V2, SLaK, VanillaNet) is built the same way:
 * :class:`FrozenStagesMixin`: ``frozen_stages`` (the backbone lists what a
   frozen stage is in :meth:`~FrozenStagesMixin.frozen_parts`) and, for the
   backbones with batch norms (SLaK, VanillaNet), ``norm_eval``;
-* the argument checks, each with one clear error: :func:`resolve_arch`,
-  :func:`normalize_out_indices`, :func:`check_frozen_stages`,
-  :func:`resolve_gap_before_final_norm`; :func:`check_input_size` in
-  ``forward``;
+* the argument checks, each with one clear error: :func:`resolve_arch`
+  (arch-dict keys), :func:`check_positive_ints` (depths, channels),
+  :func:`check_drop_path_rate`, :func:`normalize_out_indices`,
+  :func:`check_frozen_stages`, :func:`resolve_gap_before_final_norm`;
+  :func:`check_input_size` (dimensions, channels, dtype, size) and, for the
+  backbones with batch norms, :func:`check_batch_norm_batch` in ``forward``;
 * ``get_layer_depth`` for layer-wise lr decay: :func:`convnext_layer_depth`
   for the ConvNeXt-layout backbones.
 """
@@ -24,15 +26,23 @@ from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from mmconvarch.checkpoint.pretrained import OfficialCheckpointMixin, reject_pretrained_argument
 
 __all__ = [
-    'FrozenStagesMixin', 'OfficialCheckpointMixin', 'check_frozen_stages', 'check_input_size',
+    'FrozenStagesMixin', 'OfficialCheckpointMixin', 'check_batch_norm_batch',
+    'check_drop_path_rate', 'check_frozen_stages', 'check_input_size', 'check_positive_ints',
     'convnext_layer_depth', 'freeze_modules', 'normalize_out_indices', 'resolve_arch',
     'reject_pretrained_argument', 'resolve_gap_before_final_norm'
 ]
 
 
 def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
-                 required_keys: Sequence[str], family: str) -> dict:
-    """Return the arch dict for ``arch`` (a zoo name or a dict)."""
+                 required_keys: Sequence[str], family: str,
+                 optional_keys: Sequence[str] = ()) -> dict:
+    """Return the arch dict for ``arch`` (a zoo name or a dict).
+
+    A dict must have every key of ``required_keys`` and no key outside
+    ``required_keys`` and ``optional_keys`` (a typo such as ``depth`` for
+    ``depths`` would otherwise be ignored): one ValueError lists the unknown
+    keys and the valid ones.
+    """
     if isinstance(arch, str):
         key = arch.lower()
         if key not in arch_zoo:
@@ -43,12 +53,48 @@ def resolve_arch(arch: Union[str, dict], arch_zoo: Dict[str, dict],
         return dict(arch_zoo[key])
     if isinstance(arch, dict):
         missing = [k for k in required_keys if k not in arch]
-        if missing:
-            raise ValueError(f'{family} arch dict lacks keys {missing}; it '
-                             f'needs {list(required_keys)}, got {list(arch)}.')
+        unknown = [k for k in arch
+                   if k not in required_keys and k not in optional_keys]
+        if missing or unknown:
+            problems = ([f'lacks keys {missing}'] if missing else []) + \
+                ([f'has unknown keys {unknown}'] if unknown else [])
+            raise ValueError(
+                f'{family} arch dict {" and ".join(problems)}; valid keys are '
+                f'{list(required_keys)} (required) and {list(optional_keys)} '
+                f'(optional), got {list(arch)}.')
         return dict(arch)
     raise TypeError(f'{family} arch must be a str or a dict, '
                     f'got {type(arch).__name__}.')
+
+
+def check_positive_ints(name: str, values: Union[int, Sequence[int]],
+                        family: str, minimum: int = 1) -> List[int]:
+    """``values`` (an int or a non-empty sequence of ints) as a list, or one
+    ValueError naming ``name`` and the valid range (ints >= ``minimum``):
+    zero or negative depths/channels would build a model without blocks or
+    a raw torch error at the first forward."""
+    seq = [values] if isinstance(values, int) else values
+    if isinstance(seq, (str, bytes)) or not isinstance(seq, Sequence) or \
+            not seq or not all(isinstance(v, int) and not isinstance(v, bool)
+                               and v >= minimum for v in seq):
+        what = 'a non-empty list of ints' if isinstance(values, (list, tuple)) \
+            else 'an int'
+        raise ValueError(f'{family} {name} must be {what} >= {minimum}, got '
+                         f'{values!r}.')
+    return list(seq)
+
+
+def check_drop_path_rate(drop_path_rate: float, family: str) -> float:
+    """``drop_path_rate`` if it is a number in [0, 1), else one ValueError
+    naming it and the valid range (1.5 gives NaN features, a negative rate
+    rescales the residual branches at random)."""
+    if isinstance(drop_path_rate, bool) or \
+            not isinstance(drop_path_rate, (int, float)) or \
+            not 0 <= drop_path_rate < 1:
+        raise ValueError(f'{family} drop_path_rate must be a number in '
+                         f'[0, 1) (the stochastic depth of the last block), '
+                         f'got {drop_path_rate!r}.')
+    return float(drop_path_rate)
 
 
 def normalize_out_indices(out_indices: Union[int, Sequence[int]],
@@ -144,14 +190,74 @@ class FrozenStagesMixin:
         return self
 
 
+def _autocast_active(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except (TypeError, RuntimeError):  # a device type autocast does not know
+        return False
+
+
 def check_input_size(x: torch.Tensor, min_size: int, family: str,
-                     why: Optional[str] = 'total stride 32') -> None:
-    """Raise one ValueError if ``x``'s height or width is below ``min_size``
-    (``why``: the reason given in the message)."""
+                     why: Optional[str] = 'total stride 32',
+                     stem: Optional[nn.Conv2d] = None) -> None:
+    """The checks every backbone's ``forward`` makes on its input, each with
+    one clear error instead of a raw torch one deep in the network:
+
+    * ``x`` is a 4-D ``(N, C, H, W)`` tensor (ValueError; a 3-D image lacks
+      the batch dimension);
+    * with ``stem`` (the backbone's first conv): ``C`` is its
+      ``in_channels`` (ValueError) and ``x``'s dtype is its weight's, unless
+      autocast is active on ``x``'s device (TypeError: a float64 or half
+      input into a float32 model);
+    * ``H`` and ``W`` are at least ``min_size`` (ValueError; ``why``: the
+      reason given in the message).
+
+    A few attribute reads: no loop over parameters.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        got = (f'a {x.dim()}-D tensor of shape {tuple(x.shape)}'
+               if isinstance(x, torch.Tensor) else type(x).__name__)
+        hint = (' (a single image: add the batch dimension, x[None])'
+                if isinstance(x, torch.Tensor) and x.dim() == 3 else '')
+        raise ValueError(f'{family} takes a 4-D (N, C, H, W) image batch, '
+                         f'got {got}{hint}.')
+    if stem is not None:
+        if x.shape[1] != stem.in_channels:
+            raise ValueError(
+                f'{family} was built with in_channels={stem.in_channels}, '
+                f'got an input with {x.shape[1]} channels (shape '
+                f'{tuple(x.shape)}): convert the images (e.g. gray -> RGB, '
+                'drop an alpha channel) or build the backbone with '
+                f'in_channels={x.shape[1]}.')
+        dtype = stem.weight.dtype
+        if x.dtype != dtype and not _autocast_active(x.device.type):
+            raise TypeError(
+                f'{family} has {dtype} parameters, got a {x.dtype} input: '
+                f'cast the input (x.to({dtype})), the model (model.to('
+                f'{x.dtype})) or run under torch.autocast.')
     if min(x.shape[-2:]) < min_size:
         reason = f' ({why})' if why else ''
         raise ValueError(f'{family} needs inputs of at least {min_size}x{min_size} '
                          f'pixels{reason}, got {tuple(x.shape[-2:])}.')
+
+
+def check_batch_norm_batch(x: torch.Tensor, bn: Optional[nn.Module],
+                           map_size: Tuple[int, int], family: str,
+                           valid_size: str) -> None:
+    """In training, one ValueError if the batch norm ``bn`` (the backbone's
+    last, on its smallest map, of ``map_size`` for this input) would see
+    one value per channel (batch size 1 and a 1x1 map): torch's "Expected
+    more than 1 value per channel". ``valid_size``: the input sizes that
+    work with batch size 1, for the message. Call it only when
+    ``x.shape[0] == 1`` in training (the check itself is then cheap)."""
+    if bn is None or not bn.training or x.shape[0] * map_size[0] * map_size[1] > 1:
+        return
+    raise ValueError(
+        f'{family} in training mode got batch size 1 at input size '
+        f'{tuple(x.shape[-2:])}: its last batch norm would see a 1x1 map, '
+        'one value per channel, and batch norm needs more than one. Train '
+        f'with batch size >= 2, or (batch size 1) with inputs of {valid_size}, '
+        'or keep the batch norms in eval mode (norm_eval=True).')
 
 
 def convnext_layer_depth(backbone: nn.Module, param_name: str, prefix: str,

@@ -12,9 +12,10 @@ from mmpretrain.models.backbones import ConvNeXt
 from mmpretrain.models.utils import GRN
 
 from mmconvarch.registry import MODELS
-from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, convnext_layer_depth, normalize_out_indices,
-                   reject_pretrained_argument, resolve_arch, resolve_gap_before_final_norm)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_drop_path_rate,
+                   check_frozen_stages, check_input_size, check_positive_ints,
+                   convnext_layer_depth, normalize_out_indices, reject_pretrained_argument,
+                   resolve_arch, resolve_gap_before_final_norm)
 
 
 __all__ = ['ConvNeXtV2', 'FP32GRN']
@@ -88,7 +89,14 @@ class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
         reject_pretrained_argument(pretrained, type(self).__name__)
         arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
                             'ConvNeXtV2')
-        num_stages = len(arch['depths'])
+        depths = check_positive_ints('arch depths', arch['depths'], 'ConvNeXtV2')
+        channels = check_positive_ints('arch channels', arch['channels'], 'ConvNeXtV2')
+        if len(depths) != len(channels):
+            raise ValueError(f'ConvNeXtV2 arch needs one depth per channel '
+                             f'width, got depths={depths}, channels={channels}.')
+        check_positive_ints('in_channels', in_channels, 'ConvNeXtV2')
+        drop_path_rate = check_drop_path_rate(drop_path_rate, 'ConvNeXtV2')
+        num_stages = len(depths)
         out_indices = normalize_out_indices(out_indices, num_stages,
                                             'ConvNeXtV2')
         frozen_stages = max(
@@ -125,7 +133,8 @@ class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
                 for module in (self.downsample_layers[i], self.stages[i])]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        check_input_size(x, self.min_input_size, 'ConvNeXtV2')
+        check_input_size(x, self.min_input_size, 'ConvNeXtV2',
+                         stem=self.downsample_layers[0][0])
         return super().forward(x)
 
     def get_layer_depth(self, param_name: str,

@@ -23,9 +23,9 @@ from mmpretrain.models.utils import LayerNorm2d
 from mmconvarch.models.layers import reversible_columns
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, normalize_out_indices, reject_pretrained_argument,
-                   resolve_arch)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_drop_path_rate,
+                   check_frozen_stages, check_input_size, check_positive_ints,
+                   normalize_out_indices, reject_pretrained_argument, resolve_arch)
 
 
 __all__ = ['RevCol']
@@ -280,16 +280,19 @@ class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         super().__init__(init_cfg=list(init_cfg) if isinstance(
             init_cfg, tuple) else init_cfg)
         arch = resolve_arch(arch, self.arch_zoo,
-                            ('channels', 'layers', 'num_columns'), 'RevCol')
-        self.channels = list(arch['channels'])
-        self.layers = list(arch['layers'])
-        self.num_columns = int(arch['num_columns'])
+                            ('channels', 'layers', 'num_columns'), 'RevCol',
+                            optional_keys=('drop_path_rate', 'top_to_level0'))
+        self.channels = check_positive_ints('arch channels', arch['channels'], 'RevCol')
+        self.layers = check_positive_ints('arch layers', arch['layers'], 'RevCol')
+        self.num_columns = arch['num_columns']
+        if not isinstance(self.num_columns, int) or self.num_columns < 1:
+            raise ValueError(f'RevCol arch num_columns must be an int >= 1, '
+                             f'got {self.num_columns!r}.')
+        check_positive_ints('in_channels', in_channels, 'RevCol')
+        check_positive_ints('kernel_size', kernel_size, 'RevCol')
         if len(self.channels) != 4 or len(self.layers) != 4:
             raise ValueError('RevCol arch needs 4 channels and 4 layers, got '
                              f'{self.channels} and {self.layers}.')
-        if self.num_columns < 1:
-            raise ValueError(f'RevCol needs num_columns >= 1, got '
-                             f'{self.num_columns}.')
         self.out_indices = normalize_out_indices(out_indices, 4, 'RevCol')
         self.frozen_stages = max(
             check_frozen_stages(frozen_stages, 4, 'RevCol'), 0)
@@ -308,6 +311,7 @@ class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         self.gap_before_final_norm = gap_before_final_norm
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.)
+        drop_path_rate = check_drop_path_rate(drop_path_rate, 'RevCol')
         dp_rates = torch.linspace(0, drop_path_rate,
                                   sum(self.layers)).tolist()
 
@@ -345,7 +349,7 @@ class RevCol(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                         ) -> List[Optional[List[torch.Tensor]]]:
         """Levels of the columns in ``returned`` (``[column][level]``; None
         for the others, which the reversible path never keeps)."""
-        check_input_size(x, self.min_input_size, 'RevCol')
+        check_input_size(x, self.min_input_size, 'RevCol', stem=self.stem[0])
         x = self.stem(x)
         x = x.contiguous(memory_format=self.memory_format(x.device))
         reversible = self.save_memory and torch.is_grad_enabled()

@@ -28,8 +28,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, convnext_layer_depth, normalize_out_indices,
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_batch_norm_batch,
+                   check_drop_path_rate, check_frozen_stages, check_input_size,
+                   check_positive_ints, convnext_layer_depth, normalize_out_indices,
                    reject_pretrained_argument, resolve_arch, resolve_gap_before_final_norm)
 
 try:  # optional fast path (not on PyPI; SLaK #4, LKCell #5)
@@ -437,7 +438,8 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         super().__init__(init_cfg=init_cfg)
         arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
                             'SLaK')
-        depths, channels = list(arch['depths']), list(arch['channels'])
+        depths = check_positive_ints('arch depths', arch['depths'], 'SLaK')
+        channels = check_positive_ints('arch channels', arch['channels'], 'SLaK')
         if len(depths) != self.num_stages or len(channels) != self.num_stages:
             raise ValueError(f'SLaK arch needs 4 depths and 4 channels, got '
                              f'depths={depths}, channels={channels}.')
@@ -445,6 +447,13 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         if not width_factor > 0:
             raise ValueError(f'SLaK width_factor must be > 0, got '
                              f'{width_factor!r}.')
+        if min(int(c * width_factor) for c in channels) < 1:
+            raise ValueError(
+                f'SLaK arch channels {channels} x width_factor {width_factor} '
+                f'give {[int(c * width_factor) for c in channels]}; every '
+                'stage needs at least 1 channel (int(c * width_factor) >= 1).')
+        check_positive_ints('in_channels', in_channels, 'SLaK')
+        drop_path_rate = check_drop_path_rate(drop_path_rate, 'SLaK')
         if layer_decay_type not in ('group', 'stage'):
             raise ValueError(f'SLaK layer_decay_type must be "group" or '
                              f'"stage", got {layer_decay_type!r}.')
@@ -504,7 +513,14 @@ class SLaK(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         return tuple(kernel_size)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        check_input_size(x, self.min_input_size, 'SLaK')
+        check_input_size(x, self.min_input_size, 'SLaK',
+                         stem=self.downsample_layers[0][0])
+        if self.training and x.shape[0] == 1:
+            last = self.stages[-1][-1].large_kernel
+            bn = None if last.deploy else getattr(last.branches()[0], 'bn', None)
+            check_batch_norm_batch(
+                x, bn, (x.shape[-2] // 32, x.shape[-1] // 32), 'SLaK',
+                'at least 64x32 (the last stage, at stride 32, must be larger than 1x1)')
         layout = self.memory_format(x.device)
         outs = []
         for i in range(self.num_stages):

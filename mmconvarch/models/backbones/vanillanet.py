@@ -30,9 +30,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from mmconvarch.models.memory_format import MemoryFormatPolicy
 from mmconvarch.registry import MODELS
-from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_frozen_stages,
-                   check_input_size, normalize_out_indices, reject_pretrained_argument,
-                   resolve_arch)
+from .base import (FrozenStagesMixin, OfficialCheckpointMixin, check_batch_norm_batch,
+                   check_frozen_stages, check_input_size, check_positive_ints,
+                   normalize_out_indices, reject_pretrained_argument, resolve_arch)
 
 __all__ = ['VanillaNet', 'SeriesActivation', 'VanillaBlock']
 
@@ -375,10 +375,15 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         if isinstance(arch, str) and arch.lower().startswith('vanillanet_'):
             arch = arch[len('vanillanet_'):]
         arch = resolve_arch(arch, self.arch_zoo, ('dims', 'strides'),
-                            'VanillaNet')
-        dims, strides = list(arch['dims']), list(arch['strides'])
+                            'VanillaNet', optional_keys=('ada_pool', ))
+        dims = check_positive_ints('arch dims', arch['dims'], 'VanillaNet')
+        strides = check_positive_ints('arch strides', arch['strides'], 'VanillaNet')
         num_stages = len(strides)
         ada_pool = arch.get('ada_pool')
+        if ada_pool is not None:
+            ada_pool = check_positive_ints('arch ada_pool', ada_pool, 'VanillaNet',
+                                           minimum=0)
+        check_positive_ints('in_channels', in_channels, 'VanillaNet')
         if len(dims) != num_stages + 1 or num_stages == 0:
             raise ValueError(
                 f'VanillaNet arch needs len(dims) == len(strides) + 1 >= 2 '
@@ -432,26 +437,37 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
         self._freeze_stages()
 
     # -- forward -------------------------------------------------------
-    def _min_input_size(self) -> int:
-        """Smallest square input every pooling stage accepts."""
-        def out_size(size: int) -> int:
-            s = (size + 2 * self.stem_padding - 4) // self.stem_stride + 1
-            for i, stride in enumerate(self.strides):
-                if s < 1:
-                    return 0
-                if stride != 1:
-                    ada = self.ada_pool[i] if self.ada_pool else 0
-                    s = ada if ada else s // stride
-            return s
+    def _out_size(self, size: int) -> int:
+        """Height (or width) of the last block's output for an input of
+        ``size`` (0: some pooling stage gets an empty map)."""
+        s = (size + 2 * self.stem_padding - 4) // self.stem_stride + 1
+        for i, stride in enumerate(self.strides):
+            if s < 1:
+                return 0
+            if stride != 1:
+                ada = self.ada_pool[i] if self.ada_pool else 0
+                s = ada if ada else s // stride
+        return s
 
-        size = 1
-        while out_size(size) < 1:
-            size += 1
-        return size
+    def _min_input_size(self, out: int = 1) -> Optional[int]:
+        """Smallest square input whose last map is at least ``out`` wide
+        (None if none is, e.g. behind a 1x1 adaptive pool)."""
+        return next((size for size in range(1, 1 << 14)
+                     if self._out_size(size) >= out), None)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         check_input_size(x, self.min_input_size, 'VanillaNet',
-                         why='stem and max-pool strides')
+                         why='stem and max-pool strides',
+                         stem=self.stem[0] if self.deploy else self.stem1[0])
+        if self.training and x.shape[0] == 1:
+            act = self.stages[-1].act
+            two = self._min_input_size(2)
+            check_batch_norm_batch(
+                x, None if act.deploy else act.bn,
+                (self._out_size(x.shape[-2]), self._out_size(x.shape[-1])),
+                'VanillaNet', f'at least {two}x{self.min_input_size} (the last '
+                'block\'s map must be larger than 1x1)' if two else
+                'any size (none: the last adaptive pool gives a 1x1 map)')
         x = x.contiguous(memory_format=self.memory_format(x.device))
         if self.deploy:
             conv, act = self.stem

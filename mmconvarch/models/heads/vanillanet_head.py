@@ -65,6 +65,12 @@ class VanillaNetClsHead(ClsHead):
         x = self.dropout(feats[-1])
         if self.deploy:
             return x
+        if self.training and x.shape[0] == 1 and self.bn.training:
+            raise ValueError(
+                'VanillaNetClsHead in training mode got batch size 1: its batch '
+                'norm (bn, on one pooled vector per image) needs more than one '
+                'value per channel. Train with batch size >= 2, or keep the '
+                'batch norm in eval mode.')
         return leaky_relu(self.bn(self.fc1(x)), self.act_learn)
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:

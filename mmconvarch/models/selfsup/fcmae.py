@@ -123,7 +123,8 @@ class MaskedConvNeXtV2(ConvNeXtV2):
         """Encode ``x`` (N, C, H, W); ``mask`` (N, h, w) marks masked
         patches with 1 (official convention), each patch ``H/h`` pixels with
         ``H/h`` a multiple of 32. Returns features of ``out_indices``."""
-        check_input_size(x, self.min_input_size, 'MaskedConvNeXtV2', why=None)
+        check_input_size(x, self.min_input_size, 'MaskedConvNeXtV2', why=None,
+                         stem=self.downsample_layers[0][0])
         if mask is None:
             return self._forward_dense(x)
         keeps = self._stage_keeps(x, mask)
