@@ -286,3 +286,22 @@ def test_vanillanet_head_batch_one_training_is_one_clear_error():
         head((torch.randn(1, 8), ))
     assert head((torch.randn(2, 8), )).shape == (2, 4)
     assert head.eval()((torch.randn(1, 8), )).shape == (1, 4)
+
+
+@pytest.mark.parametrize('config, expected', [
+    # the config's own Pretrained dict is kept, the option's checkpoint wins
+    ('configs/convnextv2/convnextv2_t_in1k.py',
+     dict(type='Pretrained', checkpoint='/ckpt/mine.pth', prefix='backbone.')),
+    # a backbone without an init_cfg in its config gets a Pretrained one
+    ('configs/vanillanet/vanillanet_5_in1k.py',
+     dict(type='Pretrained', checkpoint='/ckpt/mine.pth')),
+])
+def test_init_cfg_option_wins_over_sample_data_in_print_config(config, expected, sample_root,
+                                                               capsys):
+    main = runpy.run_path(f'{REPO}/tools/misc/print_config.py')['main']
+    option = 'model.backbone.init_cfg.checkpoint=/ckpt/mine.pth'
+    cfg = main([f'{REPO}/{config}', '--sample-data', sample_root, '--cfg-options', option])
+    assert cfg.model.backbone.init_cfg == expected
+    # without the option, --sample-data still loads nothing
+    cfg = main([f'{REPO}/{config}', '--sample-data', sample_root])
+    assert cfg.model.backbone.init_cfg is None

@@ -9,7 +9,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -133,12 +133,20 @@ def _single_shape_image(rng: np.random.Generator, size: int,
 
 
 def apply_sample_data(cfg, root: str = 'data/sample', img_size: int = 128,
-                      train_steps: int = 40, batch_size: int = 2) -> None:
+                      train_steps: int = 40, batch_size: int = 2,
+                      cfg_options: Optional[dict] = None) -> None:
     """Point ``cfg`` (mmdet, mmseg or mmpretrain) at the sample set in place.
 
     Train for ``train_steps`` iterations (epoch-based loops get the matching
     number of epochs), validate at the end, no pretrained download, log every
     iteration. Everything else in the config (model, optimizer) is kept.
+
+    ``cfg_options``: the ``--cfg-options`` the caller merges next. If one sets
+    a key of the backbone's ``init_cfg`` (``model.backbone.init_cfg.
+    checkpoint=...``), the explicit option wins: the backbone keeps its
+    config's ``init_cfg`` (a ``Pretrained`` dict if it had none or a list)
+    for the option to merge into, instead of None (into which mmengine cannot
+    merge a key).
     """
     make_sample_data(root)
     scope = cfg.get('default_scope')
@@ -149,7 +157,13 @@ def apply_sample_data(cfg, root: str = 'data/sample', img_size: int = 128,
     if backbone is None and 'module' in cfg.model:  # e.g. a wrapped model
         backbone = cfg.model.module.get('backbone')
     if backbone is not None:
-        backbone['init_cfg'] = None  # offline: no pretrained download
+        path = 'model.backbone.' if cfg.model.get('backbone') is not None \
+            else 'model.module.backbone.'
+        if any(str(key).startswith(path + 'init_cfg.') for key in cfg_options or {}):
+            if not isinstance(backbone.get('init_cfg'), dict):
+                backbone['init_cfg'] = dict(type='Pretrained')
+        else:
+            backbone['init_cfg'] = None  # offline: no pretrained download
     train_ds, val_ds, evaluator = _SAMPLE_OVERRIDES[scope](root, img_size, cfg)
     loader = dict(num_workers=0, persistent_workers=False)
     # keep the config's collate_fn: mmpretrain's self-supervised configs

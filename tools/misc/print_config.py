@@ -42,7 +42,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.sample_data:
         from mmconvarch.utils.sample_data import apply_sample_data
-        apply_sample_data(cfg, root=args.sample_data)
+        apply_sample_data(cfg, root=args.sample_data, cfg_options=args.cfg_options)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     print(f'Config:\n{cfg.pretty_text}')
