@@ -305,3 +305,17 @@ def test_init_cfg_option_wins_over_sample_data_in_print_config(config, expected,
     # without the option, --sample-data still loads nothing
     cfg = main([f'{REPO}/{config}', '--sample-data', sample_root])
     assert cfg.model.backbone.init_cfg is None
+
+
+def test_fcmae_encoder_checks_its_input_like_convnextv2():
+    from mmconvarch.models.selfsup.fcmae import MaskedConvNeXtV2
+    encoder = MaskedConvNeXtV2(dict(depths=[1, 1, 1, 1], channels=[8, 16, 24, 32])).eval()
+    with pytest.raises(ValueError, match=r'^MaskedConvNeXtV2 was built with in_channels=3, '
+                                         r'got an input with 1 channels'):
+        encoder(torch.randn(2, 1, 32, 32))
+    with pytest.raises(TypeError, match=r'^MaskedConvNeXtV2 has torch.float32 parameters, '
+                                        r'got a torch.float64 input'):
+        encoder(torch.randn(2, 3, 32, 32).double(), torch.zeros(2, 1, 1))
+    with pytest.raises(ValueError, match=r'^MaskedConvNeXtV2 drop_path_rate must be a number '
+                                         r'in \[0, 1\)'):
+        MaskedConvNeXtV2('atto', drop_path_rate=1.5)

@@ -89,13 +89,14 @@ class ConvNeXtV2(OfficialCheckpointMixin, FrozenStagesMixin, ConvNeXt):
         reject_pretrained_argument(pretrained, type(self).__name__)
         arch = resolve_arch(arch, self.arch_zoo, ('depths', 'channels'),
                             'ConvNeXtV2')
-        depths = check_positive_ints('arch depths', arch['depths'], 'ConvNeXtV2')
-        channels = check_positive_ints('arch channels', arch['channels'], 'ConvNeXtV2')
+        name = type(self).__name__  # MaskedConvNeXtV2 (FCMAE) too
+        depths = check_positive_ints('arch depths', arch['depths'], name)
+        channels = check_positive_ints('arch channels', arch['channels'], name)
         if len(depths) != len(channels):
-            raise ValueError(f'ConvNeXtV2 arch needs one depth per channel '
+            raise ValueError(f'{name} arch needs one depth per channel '
                              f'width, got depths={depths}, channels={channels}.')
-        check_positive_ints('in_channels', in_channels, 'ConvNeXtV2')
-        drop_path_rate = check_drop_path_rate(drop_path_rate, 'ConvNeXtV2')
+        check_positive_ints('in_channels', in_channels, name)
+        drop_path_rate = check_drop_path_rate(drop_path_rate, name)
         num_stages = len(depths)
         out_indices = normalize_out_indices(out_indices, num_stages,
                                             'ConvNeXtV2')
