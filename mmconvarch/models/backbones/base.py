@@ -252,6 +252,9 @@ def check_batch_norm_batch(x: torch.Tensor, bn: Optional[nn.Module],
     ``x.shape[0] == 1`` in training (the check itself is then cheap)."""
     if bn is None or not bn.training or x.shape[0] * map_size[0] * map_size[1] > 1:
         return
+    if 'Sync' in type(bn).__name__ and torch.distributed.is_available() and \
+            torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        return  # a synchronised BN gathers one value per rank
     raise ValueError(
         f'{family} in training mode got batch size 1 at input size '
         f'{tuple(x.shape[-2:])}: its last batch norm would see a 1x1 map, '
