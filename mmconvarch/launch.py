@@ -5,9 +5,15 @@ instead of NCCL and SyncBN without a GPU) and clear messages for missing data or
 Command lines stay in the scripts: these functions take plain values.
 
 Nothing here runs at import; each function changes only the config or runner it is given."""
+import functools
 import importlib
+import os
 import os.path as osp
+import re
+import shutil
 import socket
+import warnings
+import zipfile
 from contextlib import contextmanager
 from copy import deepcopy
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
@@ -58,7 +64,7 @@ def load_config(config: str, cfg_options: Optional[dict] = None, *, launcher: st
     cfg.launcher = launcher
     if sample_data:
         from mmconvarch.utils.sample_data import apply_sample_data
-        apply_sample_data(cfg, root=sample_data)
+        apply_sample_data(cfg, root=sample_data, cfg_options=cfg_options)
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
     fall_back_from_amp_on_cpu(cfg)
@@ -277,7 +283,8 @@ def enable_amp(cfg: Config) -> None:
 
 def build_runner(cfg: Config) -> 'Runner':
     """The config's Runner (``runner_type`` honoured); without a GPU a distributed launcher's
-    process group is set up first (gloo, no ``torch.cuda.set_device``)."""
+    process group is set up first (gloo, no ``torch.cuda.set_device``). Its checkpoints are
+    written crash-consistently (:func:`make_checkpoint_saves_atomic`)."""
     import torch
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
@@ -285,8 +292,11 @@ def build_runner(cfg: Config) -> 'Runner':
             not torch.cuda.is_available():
         _init_dist_without_gpu(cfg)
     if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    make_checkpoint_saves_atomic(runner)
+    return runner
 
 
 def enable_visualization(cfg: Config, show: bool = False, show_dir: Optional[str] = None,
@@ -376,3 +386,176 @@ def _quiet_init(model) -> None:
         model.init_weights()
     finally:
         logger.setLevel(level)
+
+
+# --- checkpoints: crash-consistent saves, and a --resume that finds an intact one -------------
+
+_CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """What is wrong with the checkpoint file ``path``, or None when it is a complete torch
+    (zip) checkpoint. Reads only the zip directory at the end of the file, not the tensors:
+    a truncated file (a crash or a full disk during the write) has none."""
+    if not osp.lexists(path):
+        return 'missing'
+    if not osp.isfile(path):
+        return 'not a file'
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return 'empty (0 bytes)'
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        return f'truncated or not a torch checkpoint ({size} bytes, no complete zip directory)'
+    except OSError as e:
+        return f'unreadable ({e.strerror or e})'
+    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+        return 'not a torch checkpoint (no data.pkl in the archive)'
+    return None
+
+
+def _checkpoints_in(folder: str) -> List[str]:
+    """``epoch_N.pth``/``iter_N.pth`` in folder, newest (highest N) first."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = [(int(m.group(2)), osp.getmtime(osp.join(folder, n)), n)
+             for n in names if (m := _CHECKPOINT_NAME.match(n))]
+    return [osp.join(folder, n) for _, _, n in sorted(found, reverse=True)]
+
+
+def resolve_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint ``--resume`` (no PATH) continues from, or None to start afresh.
+
+    mmengine reads ``work_dir/last_checkpoint``, which holds the absolute path of the newest
+    checkpoint. Here that pointer is resolved inside ``work_dir``: in a copied or moved work_dir
+    it points into the original one, so a file of the same name inside this work_dir is used
+    instead (with a note); a pointer outside with no such file (CheckpointHook ``out_dir``) is
+    followed. When the pointed-to file is missing, empty, truncated or unreadable, or the
+    pointer is empty, the newest intact ``epoch_N.pth``/``iter_N.pth`` next to it is used, with
+    one warning naming the broken file. Returns None when there is neither a pointer nor a
+    checkpoint (mmengine then starts from scratch); raises SystemExit naming the work_dir and
+    what was found when no checkpoint is intact.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    target = folder = None
+    broken = None
+    if osp.isfile(pointer):
+        try:
+            with open(pointer) as f:
+                target = f.read().strip()
+        except OSError as e:
+            broken = f'{pointer} is unreadable ({e.strerror or e})'
+        if target == '':
+            target = None
+            broken = f'{pointer} is empty'
+    if target:
+        if not osp.isabs(target):
+            target = osp.join(work_dir, target)
+        inside = osp.join(work_dir, osp.basename(target))
+        if osp.realpath(osp.dirname(target)) != osp.realpath(work_dir) and osp.lexists(inside):
+            print(f'mmconvarch: {pointer} points to {target}, outside this work_dir (a copied or '
+                  f'moved work_dir); resuming from {inside} instead.', flush=True)
+            target = inside
+        folder = osp.dirname(target)
+        problem = checkpoint_problem(target)
+        if problem is None:
+            return target
+        broken = f'{target} is {problem}'
+    candidates = [c for c in _checkpoints_in(folder or work_dir) if c != target]
+    if folder is not None and osp.realpath(folder) != osp.realpath(work_dir):
+        candidates += [c for c in _checkpoints_in(work_dir) if c != target]
+    if broken is None and not candidates:
+        return None  # nothing saved yet: mmengine starts from scratch, as before
+    problems = []
+    for candidate in candidates:
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            reason = broken or f'{pointer} does not exist'
+            warnings.warn(f'--resume: {reason}; resuming from {candidate}, the newest intact '
+                          'checkpoint, instead.', stacklevel=2)
+            return candidate
+        problems.append(f'{osp.basename(candidate)}: {problem}')
+    found = '; '.join(([broken] if broken else []) + problems) or 'no epoch_N.pth/iter_N.pth'
+    raise SystemExit(f'--resume: no intact checkpoint to resume from in {work_dir}. Found: '
+                     f'{found}. Start afresh without --resume, or pass --resume PATH.')
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, unwritable folder); nothing is left
+    behind under the checkpoint's name."""
+
+
+def _tensor_bytes(obj) -> int:
+    import torch
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _checkpoint_size_estimate(runner: 'Runner') -> int:
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    total = _tensor_bytes(model.state_dict())
+    try:
+        total += _tensor_bytes(runner.optim_wrapper.state_dict())
+    except Exception:  # an optimizer not built yet: the model alone
+        pass
+    return total
+
+
+def make_checkpoint_saves_atomic(runner: 'Runner') -> None:
+    """Make ``runner.save_checkpoint`` (what mmengine's CheckpointHook calls) crash-consistent.
+
+    Each local checkpoint is written to ``.<name>.part`` in the same folder and renamed to its
+    name when complete, so a kill or a full disk never leaves a partial ``epoch_N.pth``. A failed
+    write removes the partial file and raises :class:`CheckpointWriteError` naming the path, the
+    estimated size (tensors of the model and optimizer) and the free space there. Checkpoints to
+    a remote backend (``backend_args``, ``file_client_args``, ``s3://...``) are left as they are.
+    Changes only this runner instance.
+    """
+    from mmengine.dist import is_main_process
+    original = runner.save_checkpoint
+
+    @functools.wraps(original)
+    def save_checkpoint(out_dir: str, filename: str, file_client_args: Optional[dict] = None,
+                        *args, **kwargs):
+        if file_client_args is not None or kwargs.get('backend_args') is not None or \
+                '://' in str(out_dir) or not is_main_process():
+            return original(out_dir, filename, file_client_args, *args, **kwargs)
+        final = osp.join(out_dir, filename)
+        part = osp.join(osp.dirname(final), f'.{osp.basename(final)}.part')
+        try:
+            original(out_dir, osp.relpath(part, out_dir), file_client_args, *args, **kwargs)
+            os.replace(part, final)
+        except OSError as e:
+            if osp.lexists(part):
+                os.remove(part)
+            try:
+                free = f', {shutil.disk_usage(osp.dirname(final)).free} bytes free there'
+            except OSError:
+                free = ''
+            raise CheckpointWriteError(
+                e.errno, f'could not write the checkpoint {final} ({e.strerror or e}): it '
+                f'needs about {_checkpoint_size_estimate(runner)} bytes{free}; no partial file '
+                'was left. Free space or choose another --work-dir.') from e
+
+    runner.save_checkpoint = save_checkpoint
+
+
+def add_step_seed_hook(cfg: Config) -> None:
+    """Add :class:`~mmconvarch.engine.hooks.StepSeedHook` to ``cfg.custom_hooks`` unless the
+    config has it: the random state of every training step then depends on (seed, position)
+    only, so a resumed run reproduces the uninterrupted one (tools/train.py calls this)."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = ('StepSeedHook', 'mmconvarch.StepSeedHook')
+    if not any(isinstance(h, dict) and h.get('type') in names for h in hooks):
+        hooks.append(dict(type='mmconvarch.StepSeedHook'))
+    cfg.custom_hooks = hooks

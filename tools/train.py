@@ -11,8 +11,9 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
-    build_runner, check_datasets_exist, enable_amp,
-    explain_download_errors, load_config)
+    CheckpointWriteError, add_step_seed_hook, build_runner, check_datasets_exist,
+    checkpoint_problem, enable_amp, explain_download_errors, load_config,
+    resolve_resume_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,14 +60,23 @@ def main(argv=None) -> None:
                              'base_batch_size in the config.')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
+        # the pointer resolved inside this work_dir, a broken newest checkpoint skipped
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = resolve_resume_checkpoint(cfg.work_dir)
     elif args.resume is not None:
+        problem = None if '://' in args.resume else checkpoint_problem(args.resume)
+        if problem is not None:
+            raise SystemExit(f'--resume {args.resume}: the checkpoint is {problem}.')
         cfg.resume = True
         cfg.load_from = args.resume
+    # every step's randomness from (seed, position): a resumed run equals the uninterrupted one
+    add_step_seed_hook(cfg)
     check_datasets_exist(cfg, args.config, ('train', 'val'))
     with explain_download_errors(cfg):
-        build_runner(cfg).train()
+        try:
+            build_runner(cfg).train()
+        except CheckpointWriteError as e:
+            raise SystemExit(f'tools/train.py: {e}') from e
 
 
 if __name__ == '__main__':

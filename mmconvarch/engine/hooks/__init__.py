@@ -4,7 +4,7 @@ import importlib
 
 __all__ = []
 
-for _module in ('activation_anneal', 'sparse_regrow'):
+for _module in ('activation_anneal', 'rng', 'sparse_regrow'):
     _mod = importlib.import_module(f'{__name__}.{_module}')
     for _name in _mod.__all__:
         globals()[_name] = getattr(_mod, _name)
