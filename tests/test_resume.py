@@ -344,3 +344,63 @@ def test_train_tool_resumes_past_a_truncated_checkpoint(tmp_path, sample_root):
     assert len([w for w in caught if '--resume' in str(w.message)]) == 1
     done = torch.load(osp.join(work_dir, 'epoch_3.pth'), weights_only=False)
     assert done['meta']['epoch'] == 3
+
+
+KILLER = """# imported by the config in a subprocess: kill -9 halfway through writing epoch_2.pth
+import os
+import signal
+
+from mmengine.fileio.backends import LocalBackend
+
+_put = LocalBackend.put
+
+
+def put_then_die(self, obj, filepath):
+    if 'epoch_2' in str(filepath):
+        with open(filepath, 'wb') as f:
+            f.write(obj[:len(obj) // 2])
+            f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _put(self, obj, filepath)
+
+
+LocalBackend.put = put_then_die
+"""
+
+
+@pytest.mark.slow  # a training subprocess and two in-process runs
+def test_kill_9_while_writing_a_checkpoint(tmp_path, sample_root):
+    """tools/train.py killed (SIGKILL) halfway through writing epoch_2.pth: no epoch_2.pth
+    exists (only the .part), the pointer still names epoch_1, --resume continues from it
+    without a warning and ends equal to an uninterrupted run."""
+    import subprocess
+    import sys
+    (tmp_path / 'killer.py').write_text(KILLER)
+    config = tmp_path / 'slak_tiny.py'
+    config.write_text(TINY_SLAK)
+    killed_config = tmp_path / 'slak_tiny_killed.py'
+    killed_config.write_text(
+        "_base_ = ['./slak_tiny.py']\n"
+        "custom_imports = dict(imports=['mmconvarch', 'killer'], allow_failed_imports=False)\n")
+    work_dir, straight = str(tmp_path / 'work'), str(tmp_path / 'straight')
+    options = ['--sample-data', sample_root, '--cfg-options', 'train_cfg.max_epochs=2',
+               'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1',
+               'randomness.seed=3']
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), REPO, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), str(killed_config),
+                           *options, '--work-dir', work_dir], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert _files(work_dir) == ['.epoch_2.pth.part', 'epoch_1.pth']
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read().endswith('epoch_1.pth')
+    train = load_tool('tools/train.py')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        train.main([str(config), *options, '--work-dir', work_dir, '--resume'])
+    assert not [w for w in caught if '--resume' in str(w.message)]  # nothing was broken
+    assert _files(work_dir) == ['epoch_1.pth', 'epoch_2.pth']  # the .part was replaced
+    train.main([str(config), *options, '--work-dir', straight])
+    _assert_same_checkpoint(torch.load(osp.join(straight, 'epoch_2.pth'), weights_only=False),
+                            torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False))
