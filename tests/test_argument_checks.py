@@ -319,3 +319,16 @@ def test_fcmae_encoder_checks_its_input_like_convnextv2():
     with pytest.raises(ValueError, match=r'^MaskedConvNeXtV2 drop_path_rate must be a number '
                                          r'in \[0, 1\)'):
         MaskedConvNeXtV2('atto', drop_path_rate=1.5)
+
+
+def test_init_cfg_option_wins_over_sample_data_in_load_config(sample_root, tmp_path):
+    """tools/train.py and tools/test.py load configs through load_config."""
+    from mmconvarch.launch import load_config
+    config = f'{REPO}/configs/convnextv2/convnextv2_t_in1k.py'
+    cfg = load_config(config, {'model.backbone.init_cfg.checkpoint': '/ckpt/mine.pth'},
+                      sample_data=sample_root, work_dir=str(tmp_path))
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='/ckpt/mine.pth',
+                                               prefix='backbone.')
+    cfg = load_config(config, {'train_cfg.max_epochs': 1}, sample_data=sample_root,
+                      work_dir=str(tmp_path))
+    assert cfg.model.backbone.init_cfg is None
