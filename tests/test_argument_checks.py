@@ -332,3 +332,8 @@ def test_init_cfg_option_wins_over_sample_data_in_load_config(sample_root, tmp_p
     cfg = load_config(config, {'train_cfg.max_epochs': 1}, sample_data=sample_root,
                       work_dir=str(tmp_path))
     assert cfg.model.backbone.init_cfg is None
+
+
+def test_revcol_zero_kernel_size_is_refused():
+    with pytest.raises(ValueError, match=r'^RevCol kernel_size must be an int >= 1, got 0\.$'):
+        BACKBONES['revcol'](kernel_size=0)
