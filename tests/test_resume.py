@@ -404,3 +404,16 @@ def test_kill_9_while_writing_a_checkpoint(tmp_path, sample_root):
     train.main([str(config), *options, '--work-dir', straight])
     _assert_same_checkpoint(torch.load(osp.join(straight, 'epoch_2.pth'), weights_only=False),
                             torch.load(osp.join(work_dir, 'epoch_2.pth'), weights_only=False))
+
+
+def test_resume_path_to_a_broken_file_is_one_error(tmp_path, sample_root):
+    train = load_tool('tools/train.py')
+    broken = tmp_path / 'epoch_7.pth'
+    broken.write_bytes(b'')
+    config = osp.join(REPO, 'configs/slak/slak_t_in1k.py')
+    with pytest.raises(SystemExit, match=f'--resume {broken}: the checkpoint is empty'):
+        train.main([config, '--sample-data', sample_root, '--work-dir', str(tmp_path / 'w'),
+                    '--resume', str(broken)])
+    with pytest.raises(SystemExit, match='the checkpoint is missing'):
+        train.main([config, '--sample-data', sample_root, '--work-dir', str(tmp_path / 'w'),
+                    '--resume', str(tmp_path / 'nothing.pth')])
