@@ -484,6 +484,19 @@ def resolve_resume_checkpoint(work_dir: str) -> Optional[str]:
                      f'{found}. Start afresh without --resume, or pass --resume PATH.')
 
 
+def check_work_dir_writable(work_dir: str) -> None:
+    """Create ``work_dir`` and write a probe file there; raise SystemExit naming it and why
+    when that fails (read-only, a file in the way, no permission), before any training."""
+    import tempfile
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=work_dir, prefix='.write_probe'):
+            pass
+    except OSError as e:
+        raise SystemExit(f'work_dir {work_dir} is not writable ({e.strerror or e}); choose '
+                         'another with --work-dir.') from e
+
+
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (full disk, unwritable folder); nothing is left
     behind under the checkpoint's name."""

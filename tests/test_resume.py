@@ -417,3 +417,13 @@ def test_resume_path_to_a_broken_file_is_one_error(tmp_path, sample_root):
     with pytest.raises(SystemExit, match='the checkpoint is missing'):
         train.main([config, '--sample-data', sample_root, '--work-dir', str(tmp_path / 'w'),
                     '--resume', str(tmp_path / 'nothing.pth')])
+
+
+def test_unusable_work_dir_is_one_error_before_training(tmp_path, sample_root):
+    """A file where the work_dir should be (works as root too, unlike a read-only folder)."""
+    train = load_tool('tools/train.py')
+    (tmp_path / 'taken').write_text('')
+    work_dir = str(tmp_path / 'taken' / 'work')
+    with pytest.raises(SystemExit, match=f'work_dir {work_dir} is not writable'):
+        train.main([osp.join(REPO, 'configs/slak/slak_t_in1k.py'), '--sample-data', sample_root,
+                    '--work-dir', work_dir])

@@ -12,7 +12,7 @@ from mmengine.config import DictAction
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
     CheckpointWriteError, add_step_seed_hook, build_runner, check_datasets_exist,
-    checkpoint_problem, enable_amp, explain_download_errors, load_config,
+    check_work_dir_writable, checkpoint_problem, enable_amp, explain_download_errors, load_config,
     resolve_resume_checkpoint)
 
 
@@ -72,6 +72,7 @@ def main(argv=None) -> None:
     # every step's randomness from (seed, position): a resumed run equals the uninterrupted one
     add_step_seed_hook(cfg)
     check_datasets_exist(cfg, args.config, ('train', 'val'))
+    check_work_dir_writable(cfg.work_dir)
     with explain_download_errors(cfg):
         try:
             build_runner(cfg).train()
