@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import warnings
-import zipfile
 from contextlib import contextmanager
 from copy import deepcopy
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
@@ -394,26 +393,11 @@ _CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 def checkpoint_problem(path: str) -> Optional[str]:
-    """What is wrong with the checkpoint file ``path``, or None when it is a complete torch
-    (zip) checkpoint. Reads only the zip directory at the end of the file, not the tensors:
-    a truncated file (a crash or a full disk during the write) has none."""
-    if not osp.lexists(path):
-        return 'missing'
-    if not osp.isfile(path):
-        return 'not a file'
-    try:
-        size = os.path.getsize(path)
-        if size == 0:
-            return 'empty (0 bytes)'
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except zipfile.BadZipFile:
-        return f'truncated or not a torch checkpoint ({size} bytes, no complete zip directory)'
-    except OSError as e:
-        return f'unreadable ({e.strerror or e})'
-    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
-        return 'not a torch checkpoint (no data.pkl in the archive)'
-    return None
+    """What is wrong with the checkpoint file ``path`` (missing, empty, truncated, a text file,
+    not a checkpoint), or None: :func:`mmconvarch.checkpoint.checkpoint_problem`, the one
+    diagnosis of every path that loads a checkpoint."""
+    from mmconvarch.checkpoint.safe_load import checkpoint_problem as problem
+    return problem(path)
 
 
 def _checkpoints_in(folder: str) -> List[str]:

@@ -19,14 +19,16 @@
 from .layouts import find_weights, guess_family, known_families, register_converter
 from .pretrained import (OfficialCheckpointMixin, check_pretrained_keys,
                          load_official_checkpoints)
-from .safe_load import (TRUST_ENV, UntrustedCheckpointError, allowed_globals,
+from .safe_load import (TRUST_ENV, CorruptCheckpointError, UntrustedCheckpointError,
+                        allowed_globals, checkpoint_problem,
                         disable_safe_checkpoint_loading, enable_safe_checkpoint_loading,
                         load_checkpoint_file, load_url, safe_checkpoint_loading,
                         safe_checkpoint_loading_enabled, trust_checkpoint, trusted_by)
 
 __all__ = [
-    'TRUST_ENV', 'OfficialCheckpointMixin', 'UntrustedCheckpointError', 'allowed_globals',
-    'check_pretrained_keys', 'disable_safe_checkpoint_loading',
+    'TRUST_ENV', 'CorruptCheckpointError', 'OfficialCheckpointMixin',
+    'UntrustedCheckpointError', 'allowed_globals',
+    'check_pretrained_keys', 'checkpoint_problem', 'disable_safe_checkpoint_loading',
     'enable_safe_checkpoint_loading', 'find_weights', 'guess_family', 'known_families',
     'load_checkpoint_file', 'load_official_checkpoints', 'load_url', 'register_converter',
     'safe_checkpoint_loading', 'safe_checkpoint_loading_enabled', 'trust_checkpoint',

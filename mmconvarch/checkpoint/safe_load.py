@@ -32,6 +32,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 import torch
@@ -45,6 +46,64 @@ _trusted: Set[str] = set()
 
 class UntrustedCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds an object outside :func:`allowed_globals`."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """A file that is not a complete checkpoint: empty, truncated, or not a
+    checkpoint at all (see :func:`checkpoint_problem`)."""
+
+
+def checkpoint_problem(path: str) -> Optional[str]:
+    """What is wrong with the checkpoint file ``path``, or None when it looks
+    like a complete torch checkpoint (a zip archive with ``data.pkl``, or a
+    legacy non-zip torch file, which starts with a pickle). Reads only the
+    first bytes and the zip directory at the end of the file, not the
+    tensors: a truncated file (a crash or a full disk during the write, an
+    interrupted copy) has no zip directory. The one diagnosis of every path
+    that loads a checkpoint (:func:`load_checkpoint_file`, ``--resume``,
+    ``tools/test.py``, ``load_from``)."""
+    if not osp.lexists(path):
+        return 'missing'
+    if not osp.isfile(path):
+        return 'not a file'
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return 'empty (0 bytes)'
+        with open(path, 'rb') as f:
+            head = f.read(64)
+        if not head.startswith(b'PK'):
+            if head[:1] == b'\x80' and 2 <= head[1] <= 5:
+                return None  # a legacy (non-zip) torch file: a pickle
+            text = None
+            for cut in range(4):  # 64 bytes may end inside a UTF-8 character
+                try:
+                    text = head[:len(head) - cut].decode('utf-8')
+                    break
+                except UnicodeDecodeError:
+                    pass
+            if text and all(c.isprintable() or c.isspace() for c in text):
+                return (f'a text file, not a torch checkpoint ({size} bytes, starts with '
+                        f'{text[:40]!r})')
+            return (f'not a torch checkpoint ({size} bytes, neither a zip archive nor a '
+                    'pickle: random or foreign data)')
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except zipfile.BadZipFile:
+        return (f'truncated ({size} bytes, a zip archive without its directory at the end: an '
+                'interrupted write or copy)')
+    except OSError as e:
+        return f'unreadable ({e.strerror or e})'
+    if not any(n == 'data.pkl' or n.endswith('/data.pkl') for n in names):
+        return 'a zip archive but not a torch checkpoint (no data.pkl in it)'
+    return None
+
+
+def _check_complete(filename: str) -> None:
+    problem = checkpoint_problem(filename)
+    if problem is not None:
+        raise CorruptCheckpointError(
+            f'Cannot load the checkpoint {filename}: the file is {problem}.')
 
 
 def trust_checkpoint(path: str) -> None:
@@ -152,14 +211,21 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
+    _check_complete(filename)
     source = trusted_by(filename)
-    if source:
-        _trusted_log(filename, source)
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
-    with _allow_listed(filename):
-        return torch.load(filename, map_location=map_location,
-                          weights_only=True)
+    try:
+        if source:
+            _trusted_log(filename, source)
+            return torch.load(filename, map_location=map_location,
+                              weights_only=False)
+        with _allow_listed(filename):
+            return torch.load(filename, map_location=map_location,
+                              weights_only=True)
+    except (EOFError, RuntimeError) as e:
+        # complete-looking, but a record inside is damaged
+        raise CorruptCheckpointError(
+            f'Cannot load the checkpoint {filename}: the file is damaged '
+            f'({type(e).__name__}: {str(e)[:200]}).') from None
 
 
 def load_url(url: str, model_dir: Optional[str] = None, map_location: Any = None,
