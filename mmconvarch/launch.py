@@ -290,12 +290,85 @@ def build_runner(cfg: Config) -> 'Runner':
     if cfg.get('launcher', 'none') != 'none' and \
             not torch.cuda.is_available():
         _init_dist_without_gpu(cfg)
+    strict = cfg.pop(LOAD_FROM_STRICT, True)
+    if not isinstance(strict, bool):
+        raise SystemExit(f'{LOAD_FROM_STRICT} must be True or False, got {strict!r}.')
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
     make_checkpoint_saves_atomic(runner)
+    if strict:
+        make_load_from_strict(runner)
     return runner
+
+
+# --- load_from: strict, one error with the keys that do not fit -----------------------------
+
+LOAD_FROM_STRICT = 'load_from_strict'
+
+
+class CheckpointMismatchError(RuntimeError):
+    """``load_from`` names a checkpoint whose weights do not fit the model."""
+
+
+def _key_list(keys: List[str], what: str, limit: int = 10) -> str:
+    shown = ', '.join(keys[:limit]) + (f', ... ({len(keys) - limit} more)'
+                                       if len(keys) > limit else '')
+    return f'{len(keys)} {what}: {shown}'
+
+
+def mismatch_message(filename: str, error_text: str) -> Optional[str]:
+    """The one error for mmengine's strict ``load_state_dict`` failure ``error_text`` of the
+    checkpoint ``filename``: the missing and unexpected keys (a count and the first 10) and
+    the shape mismatches, the file, and the opt-out. None when ``error_text`` is not that."""
+    unexpected: List[str] = []
+    missing: List[str] = []
+    shapes: List[str] = []
+    for line in error_text.splitlines():
+        line = line.strip()
+        if line.startswith('unexpected key in source state_dict:'):
+            unexpected = [k for k in line.split(':', 1)[1].split(', ') if k.strip()]
+        elif line.startswith('missing keys in source state_dict:'):
+            missing = [k for k in line.split(':', 1)[1].split(', ') if k.strip()]
+        elif line.startswith('size mismatch for '):
+            shapes.append(line)
+    if not (unexpected or missing or shapes):
+        return None
+    parts = [_key_list([k.strip() for k in missing], 'model keys missing from the checkpoint'),
+             _key_list([k.strip() for k in unexpected], 'checkpoint keys the model does not have')]
+    if shapes:
+        parts.append(_key_list(shapes, 'shape mismatches', limit=3))
+    return (f'The checkpoint {filename} does not fit the model (load_from is strict; evaluating '
+            f'or fine-tuning weights that did not load would give meaningless results). '
+            + '. '.join(parts) + '. Is it a checkpoint of another config, or backbone weights '
+            "(load those with model.backbone.init_cfg=dict(type='Pretrained', checkpoint=...) "
+            "or prefix their keys with 'backbone.')? To load what fits anyway: "
+            f'--cfg-options {LOAD_FROM_STRICT}=False (tools/test.py: --non-strict).')
+
+
+def make_load_from_strict(runner: 'Runner') -> None:
+    """Make ``runner``'s ``load_from`` (not ``resume``) load strictly: mmengine's
+    ``load_or_resume`` loads it with ``strict=False``, so a checkpoint that does not fit left
+    random weights with one warning line. A mismatch raises :class:`CheckpointMismatchError`
+    (:func:`mismatch_message`). Checkpoints our models convert on load (official layouts,
+    through their load-state-dict pre-hooks) and EMA checkpoints (EMAHook swaps the weights in
+    before the load) load as before."""
+    original = runner.load_checkpoint
+
+    @functools.wraps(original)
+    def load_checkpoint(filename, map_location='cpu', strict=False, **kwargs):
+        if strict or getattr(runner, '_resume', False):
+            return original(filename, map_location=map_location, strict=strict, **kwargs)
+        try:
+            return original(filename, map_location=map_location, strict=True, **kwargs)
+        except RuntimeError as e:
+            message = mismatch_message(filename, str(e))
+            if message is None:
+                raise
+            raise CheckpointMismatchError(message) from None
+
+    runner.load_checkpoint = load_checkpoint
 
 
 def enable_visualization(cfg: Config, show: bool = False, show_dir: Optional[str] = None,

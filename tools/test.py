@@ -11,14 +11,18 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
-    build_runner, check_datasets_exist, enable_tta,
-    enable_visualization, load_config)
+    LOAD_FROM_STRICT, CheckpointMismatchError, build_runner, check_datasets_exist,
+    checkpoint_problem, enable_tta, enable_visualization, load_config)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--non-strict', action='store_true',
+        help='load the checkpoint even if its keys do not fit the model (what fits loads, the '
+        'rest keeps random weights); by default a mismatch is an error listing the keys')
     parser.add_argument('--out', help='dump predictions to a .pkl file')
     parser.add_argument('--show', action='store_true',
                         help='show prediction results')
@@ -51,7 +55,13 @@ def main(argv=None) -> None:
     mmconvarch.enable_safe_checkpoint_loading()
     cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
                       sample_data=args.sample_data, work_dir=args.work_dir)
+    if '://' not in args.checkpoint:
+        problem = checkpoint_problem(args.checkpoint)
+        if problem is not None:
+            raise SystemExit(f'tools/test.py: the checkpoint {args.checkpoint} is {problem}.')
     cfg.load_from = args.checkpoint
+    if args.non_strict:
+        cfg[LOAD_FROM_STRICT] = False
     if args.show or args.show_dir:
         enable_visualization(cfg, args.show, args.show_dir, args.wait_time)
     if args.tta:
@@ -66,7 +76,11 @@ def main(argv=None) -> None:
         else:
             from mmengine.evaluator import DumpResults as Dump
         runner.test_evaluator.metrics.append(Dump(out_file_path=args.out))
-    runner.test()
+    from mmconvarch.checkpoint import CorruptCheckpointError
+    try:
+        runner.test()
+    except (CheckpointMismatchError, CorruptCheckpointError) as e:
+        raise SystemExit(f'tools/test.py: {e}') from e
 
 
 if __name__ == '__main__':

@@ -11,9 +11,9 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from mmconvarch.launch import (  # noqa: E402  (after the sys.path line)
-    CheckpointWriteError, add_step_seed_hook, build_runner, check_datasets_exist,
-    check_work_dir_writable, checkpoint_problem, enable_amp, explain_download_errors, load_config,
-    resolve_resume_checkpoint)
+    CheckpointMismatchError, CheckpointWriteError, add_step_seed_hook, build_runner,
+    check_datasets_exist, check_work_dir_writable, checkpoint_problem, enable_amp,
+    explain_download_errors, load_config, resolve_resume_checkpoint)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,6 +49,7 @@ def main(argv=None) -> None:
     # load_from/resume on torch>=2.6 (weights_only + allow-list); a process-wide
     # change, so the tool asks for it (import mmconvarch does not)
     mmconvarch.enable_safe_checkpoint_loading()
+    from mmconvarch.checkpoint import CorruptCheckpointError
     cfg = load_config(args.config, args.cfg_options, launcher=args.launcher,
                       sample_data=args.sample_data, work_dir=args.work_dir)
     if args.amp:
@@ -69,6 +70,10 @@ def main(argv=None) -> None:
             raise SystemExit(f'--resume {args.resume}: the checkpoint is {problem}.')
         cfg.resume = True
         cfg.load_from = args.resume
+    elif cfg.get('load_from') and '://' not in str(cfg.load_from):
+        problem = checkpoint_problem(cfg.load_from)
+        if problem is not None:
+            raise SystemExit(f'load_from: the checkpoint {cfg.load_from} is {problem}.')
     # every step's randomness from (seed, position): a resumed run equals the uninterrupted one
     add_step_seed_hook(cfg)
     check_datasets_exist(cfg, args.config, ('train', 'val'))
@@ -76,7 +81,7 @@ def main(argv=None) -> None:
     with explain_download_errors(cfg):
         try:
             build_runner(cfg).train()
-        except CheckpointWriteError as e:
+        except (CheckpointWriteError, CheckpointMismatchError, CorruptCheckpointError) as e:
             raise SystemExit(f'tools/train.py: {e}') from e
 
 
