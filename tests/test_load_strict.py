@@ -139,3 +139,27 @@ def test_corrupt_file_through_the_tools(checkpoints, kind, tmp_path):
             run()
         message = str(e.value)
         assert path in message and PROBLEMS[kind] in message, message
+
+
+def test_damaged_record_inside_a_complete_zip_is_corrupt_not_untrusted(tmp_path):
+    """A zip with its directory but a damaged data.pkl (CRC-32 mismatch): reported as damaged,
+    naming the file, not as an untrusted pickle to be trusted; and still not loaded."""
+    import struct
+    import zipfile
+
+    from mmconvarch.checkpoint import CorruptCheckpointError, load_checkpoint_file
+    path = str(tmp_path / 'damaged.pth')
+    torch.save({'a': torch.ones(4)}, path)
+    with zipfile.ZipFile(path) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith('/data.pkl'))
+    data = bytearray(open(path, 'rb').read())
+    name_len, extra_len = struct.unpack('<HH', data[info.header_offset + 26:
+                                                    info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len
+    data[start + 2:start + 6] = b'\x00\x00\x00\x00'  # inside the pickle's opcodes
+    with open(path, 'wb') as f:
+        f.write(data)
+    with pytest.raises(CorruptCheckpointError) as e:
+        load_checkpoint_file(path)
+    message = str(e.value)
+    assert path in message and 'damaged' in message and 'CRC' in message, message

@@ -99,6 +99,21 @@ def checkpoint_problem(path: str) -> Optional[str]:
     return None
 
 
+def _damaged_pickle(filename: str) -> Optional[str]:
+    """Why the ``data.pkl`` record of the local zip checkpoint ``filename`` fails the zip's
+    own integrity checks (header, CRC-32), or None (intact, a URL or not a zip)."""
+    if '://' in filename or not zipfile.is_zipfile(filename):
+        return None
+    try:
+        with zipfile.ZipFile(filename) as zf:
+            for info in zf.infolist():
+                if info.filename == 'data.pkl' or info.filename.endswith('/data.pkl'):
+                    zf.read(info)  # checks the local header and the CRC-32
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        return f'{type(e).__name__}: {e}'
+    return None
+
+
 def _check_complete(filename: str) -> None:
     problem = checkpoint_problem(filename)
     if problem is not None:
@@ -190,6 +205,11 @@ def _allow_listed(filename: str):
         with context:
             yield
     except pickle.UnpicklingError as e:
+        damaged = _damaged_pickle(filename)
+        if damaged is not None:  # not loaded either way: a damaged file, not an untrusted one
+            raise CorruptCheckpointError(
+                f'Cannot load the checkpoint {filename}: the file is damaged ({damaged}).'
+            ) from None
         raise UntrustedCheckpointError(
             f'Refusing to load {filename}: {_refusal_reason(e)} mmconvarch loads '
             'checkpoints with torch.load(weights_only=True) and only the '
@@ -222,7 +242,11 @@ def load_checkpoint_file(filename: str, map_location: Any = None) -> Any:
             return torch.load(filename, map_location=map_location,
                               weights_only=True)
     except (EOFError, RuntimeError) as e:
-        # complete-looking, but a record inside is damaged
+        # complete-looking, but a record inside is damaged (a CUDA map_location on a machine
+        # without one, and other RuntimeErrors, pass unchanged)
+        if isinstance(e, RuntimeError) and not any(
+                word in str(e) for word in ('PytorchStreamReader', 'miniz', 'zip archive')):
+            raise
         raise CorruptCheckpointError(
             f'Cannot load the checkpoint {filename}: the file is damaged '
             f'({type(e).__name__}: {str(e)[:200]}).') from None
