@@ -163,3 +163,24 @@ def test_damaged_record_inside_a_complete_zip_is_corrupt_not_untrusted(tmp_path)
         load_checkpoint_file(path)
     message = str(e.value)
     assert path in message and 'damaged' in message and 'CRC' in message, message
+
+
+@pytest.mark.parametrize('kind', sorted(PROBLEMS))
+def test_corrupt_pretrained_without_the_safe_loader(checkpoints, kind):
+    """A backbone's Pretrained init_cfg in a script that did not enable the safe loader
+    (mmengine's own loader): the same one error, not a bare EOFError or a miniz error."""
+    from mmconvarch.checkpoint import (CorruptCheckpointError, disable_safe_checkpoint_loading,
+                                       enable_safe_checkpoint_loading,
+                                       safe_checkpoint_loading_enabled)
+    from mmconvarch.models import ConvNeXtV2
+    enabled = safe_checkpoint_loading_enabled()  # the tools of earlier tests enable it
+    disable_safe_checkpoint_loading()
+    try:
+        backbone = ConvNeXtV2(arch='atto', init_cfg=dict(type='Pretrained',
+                                                         checkpoint=checkpoints[kind]))
+        with pytest.raises(CorruptCheckpointError, match=re.escape(PROBLEMS[kind])) as e:
+            backbone.init_weights()
+        assert checkpoints[kind] in str(e.value)
+    finally:
+        if enabled:
+            enable_safe_checkpoint_loading()

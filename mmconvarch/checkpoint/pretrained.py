@@ -10,6 +10,7 @@ by our classifiers (``OfficialCheckpointClassifier``, ``RevColClassifier``).
 Nothing here changes torch or mmengine globally.
 """
 import logging
+import os.path as osp
 import re
 from typing import Optional
 
@@ -17,6 +18,7 @@ import torch.nn as nn
 
 from .layouts import (convert_official_in_place, convert_official_model_in_place,
                       diff_keys, guess_family, known_families, show_keys)
+from .safe_load import CorruptCheckpointError, checkpoint_problem
 
 __all__ = ['OfficialCheckpointMixin', 'check_pretrained_keys', 'load_official_checkpoints',
            'reject_pretrained_argument']
@@ -136,6 +138,16 @@ class OfficialCheckpointMixin:
         pretrained = [c for c in cfgs if _is_pretrained(c)]
         if not pretrained:
             return super().init_weights()
+        for c in pretrained:  # a file that is no checkpoint: one error naming it, whichever
+            # loader mmengine uses (the safe one checks too; mmengine's own would not)
+            checkpoint = c.get('checkpoint')
+            if isinstance(checkpoint, str) and '://' not in checkpoint and \
+                    osp.lexists(osp.expanduser(checkpoint)):
+                problem = checkpoint_problem(osp.expanduser(checkpoint))
+                if problem is not None:
+                    raise CorruptCheckpointError(
+                        f'{type(self).__name__}: cannot load the Pretrained init_cfg checkpoint '
+                        f'{checkpoint}: the file is {problem}.')
         strict = [c.get('strict', True) for c in pretrained]
         if not all(isinstance(s, bool) for s in strict):
             raise TypeError(f'{type(self).__name__}: Pretrained init_cfg '
