@@ -184,3 +184,17 @@ def test_corrupt_pretrained_without_the_safe_loader(checkpoints, kind):
     finally:
         if enabled:
             enable_safe_checkpoint_loading()
+
+
+def test_tools_test_script_exits_nonzero_without_a_traceback(checkpoints, sample_root, tmp_path):
+    """As a user runs it: rc 1, the keys on stderr, no traceback, no evaluation."""
+    import subprocess
+    import sys
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools/test.py'), CLS_CONFIG, checkpoints['other'],
+         '--sample-data', sample_root, '--work-dir', str(tmp_path), '--cfg-options', *ATTO],
+        cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    assert 'does not fit the model' in result.stderr and checkpoints['other'] in result.stderr
+    assert 'accuracy/top1' not in result.stdout + result.stderr
