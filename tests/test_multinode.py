@@ -232,7 +232,7 @@ def test_slurm_train_and_test_two_tasks(local_slurm, tmp_path, sample_root):
     out = str(tmp_path / 'preds.pkl')
     run(['bash', 'tools/slurm_test.sh', local_slurm, job, cfg,
          osp.join(work_dir, 'epoch_1.pth'), '--sample-data', sample_root,
-         '--work-dir', work_dir, '--out', out], env, on_timeout=cancel)
+         '--work-dir', work_dir, '--out', out, '--cfg-options', *ATTO], env, on_timeout=cancel)
     tested = load_ranks(tmp_path, 'test')
     assert [len(r['paths']) for r in tested] == [VAL_IMAGES // 2] * 2
     assert not set(tested[0]['paths']) & set(tested[1]['paths'])

@@ -476,7 +476,7 @@ def test_two_hosts_slurm_train_and_test(two_host_slurm, two_hosts, tmp_path, sam
     out = str(tmp_path / 'preds.pkl')
     run(['bash', 'tools/slurm_test.sh', two_host_slurm, job, cfg,
          osp.join(work_dir, 'epoch_1.pth'), '--sample-data', sample_root,
-         '--work-dir', work_dir, '--out', out], env, on_timeout=cancel)
+         '--work-dir', work_dir, '--out', out, '--cfg-options', *ATTO], env, on_timeout=cancel)
     check_hosts(tmp_path, 'test', two_hosts)
     check_gathered(tmp_path, out)
 
@@ -518,7 +518,8 @@ def test_two_hosts_torchrun_agents(uninterrupted_run, two_hosts, sample_root):
     out = str(tmp_path / 'preds.pkl')
     wait_agents(start_agents(['tools/dist_test.sh', uninterrupted_run['cfg'], final, '1',
                               '--sample-data', sample_root, '--work-dir', work_dir,
-                              '--out', out], tmp_path, free_port(), 'test'))
+                              '--out', out, '--cfg-options', *ATTO], tmp_path, free_port(),
+                             'test'))
     check_hosts(tmp_path, 'test', two_hosts)
     check_gathered(tmp_path, out)
 
