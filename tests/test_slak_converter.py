@@ -147,6 +147,44 @@ def test_tiny_31_kernel_checkpoint_metadata():
         == (499, 1, 5, 27)
 
 
+# every SLaK with published weights (official README tables): arch (official models/SLaK.py
+# SLaK_tiny / small / base, before --width_factor 1.3), stage kernels, our config
+PUBLISHED = {
+    'slak_t_in1k': ([3, 3, 9, 3], [96, 192, 384, 768], [51, 49, 47, 13]),
+    'slak_s_in1k': ([3, 3, 27, 3], [96, 192, 384, 768], [51, 49, 47, 13]),
+    'slak_b_in1k': ([3, 3, 27, 3], [128, 256, 512, 1024], [51, 49, 47, 13]),
+    'slak_t_120e_in1k': ([3, 3, 9, 3], [96, 192, 384, 768], [51, 49, 47, 13]),
+    'slak_t_k31_120e_in1k': ([3, 3, 9, 3], [96, 192, 384, 768], [31, 29, 27, 13]),
+    'slak_t_k61_120e_in1k': ([3, 3, 9, 3], [96, 192, 384, 768], [61, 59, 57, 13]),
+}
+
+
+@pytest.mark.parametrize('config', sorted(PUBLISHED))
+def test_every_published_checkpoint_loads_strictly_into_its_config(config):
+    """A full-size official checkpoint (shapes only, on the meta device) of each published
+    arch converts and loads with strict=True into the whole model of the config that names it
+    (backbone and head), and the converter infers that config's kernel sizes."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+
+    from conftest import REPO, on_meta
+    depths, dims, kernels = PUBLISHED[config]
+    sd = official_slak_state_dict(
+        depths=depths, dims=[int(c * 1.3) for c in dims], kernels=kernels, n=5,
+        num_classes=1000, init=lambda shape: torch.empty(shape, device='meta'))
+    new, meta = convert_checkpoint(dict(model=sd), 'slak')
+    cfg = Config.fromfile(f'{REPO}/configs/slak/{config}.py')
+    assert meta['kernel_size'] == list(cfg.model.backbone.kernel_size)
+    assert meta['width_factor'] == cfg.model.backbone.width_factor
+    init_default_scope(cfg.default_scope)
+    with on_meta():
+        model = MODELS.build(cfg.model)
+    missing, unexpected = model.load_state_dict(new, strict=True, assign=True)
+    assert not missing and not unexpected
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in new.items()}
+
+
 def test_other_families_are_refused():
     convnext_v2 = {'downsample_layers.0.0.weight': torch.zeros(8, 3, 4, 4),
                    'stages.0.0.dwconv.weight': torch.zeros(8, 1, 7, 7),
