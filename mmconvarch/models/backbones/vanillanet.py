@@ -487,6 +487,19 @@ class VanillaNet(OfficialCheckpointMixin, FrozenStagesMixin, BaseModule):
                 outs.append(x.contiguous())
         return tuple(outs)
 
+    # -- loading -------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Official train-form weights under any prefix have no λ: the
+        official detectors' files (mmdet 2.x ``object_detection/``: this
+        backbone's keys under ``backbone.`` beside their heads) load as a
+        whole with λ = 1, what their backbone computes (no leaky ReLU), as
+        every released file is finished. A file with ``act_learn`` keeps it."""
+        key = prefix + ACT_LEARN
+        if not self.deploy and key not in state_dict and \
+                prefix + 'stem1.0.weight' in state_dict:
+            state_dict[key] = torch.ones((), device='cpu')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     # -- deploy --------------------------------------------------------
     @torch.no_grad()
     def switch_to_deploy(self, force: bool = False) -> None:
