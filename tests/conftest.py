@@ -27,8 +27,9 @@ def load_tool(rel_path: str, name: Optional[str] = None):
 
 
 # every config users run: the smoke and wiring suites cover new ones automatically
+# (a `_base_` folder holds parts; a name may contain '_base_': fcmae_convnextv2_base_in1k.py)
 CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p)
+                 if '_base_' not in osp.relpath(p, REPO).split(osp.sep)[:-1])
 CONFIG_IDS = [osp.relpath(p, REPO) for p in CONFIGS]
 
 

@@ -87,8 +87,10 @@ def test_tasks_match_the_training_data(models):
         data = data if isinstance(data, str) else data[-1]  # pre-training, fine-tuning
         tasks = {r['Task'] for r in m['Results'] or []}
         if data in DOWNSTREAM:
-            assert tasks == DOWNSTREAM[data], m['Name']
-            prefix = 'cascade-mask-rcnn_' if data == 'COCO' else ('upernet_', 'mask2former_')
+            retinanet = m['Name'].startswith('retinanet_')  # a detector without masks
+            assert tasks == ({'Object Detection'} if retinanet else DOWNSTREAM[data]), m['Name']
+            prefix = (('cascade-mask-rcnn_', 'mask-rcnn_', 'retinanet_') if data == 'COCO' else
+                      ('upernet_', 'mask2former_'))
             assert m['Name'].startswith(prefix), m['Name']
         else:
             assert tasks <= {'Image Classification'}, m['Name']
@@ -160,3 +162,25 @@ def test_measured_figures_reproduce(name, models, in_repo):
     assert result['params'] == md['Parameters']
     if isinstance(counted, str):
         assert result['flops'] == md['FLOPs']
+
+
+def test_model_tables_are_current():
+    """docs/model_zoo.md's table of every entry and README.md's counts are the ones the metafiles
+    give now."""
+    table = load_tool('.dev_scripts/model_table.py')
+    assert table.main(['--check']) == 0, 'run python .dev_scripts/model_table.py'
+
+
+def test_model_table_check_catches_a_stale_table(tmp_path, monkeypatch):
+    table = load_tool('.dev_scripts/model_table.py')
+    for name in ('DOC', 'README'):
+        path = tmp_path / f'{name}.md'
+        path.write_text(f'intro\n{table.BEGIN}\n| an old row |\n{table.END}\noutro\n')
+        monkeypatch.setattr(table, name, str(path))
+    assert table.main(['--check']) == 1
+    assert table.main([]) == 0 and table.main(['--check']) == 0
+    doc, readme = (tmp_path / 'DOC.md').read_text(), (tmp_path / 'README.md').read_text()
+    for text in (doc, readme):
+        assert text.startswith('intro\n') and text.endswith('outro\n')
+        assert 'an old row' not in text
+    assert '`revcol-tiny_3rdparty_in1k`' in doc and '| RevCol |' in readme
