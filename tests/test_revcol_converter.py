@@ -141,21 +141,18 @@ def test_other_family_is_refused():
 
 
 def test_converter_cli(tmp_path):
-    import subprocess
-    import sys
-
-    from conftest import REPO
+    """tools/model_converters/convert.py's main, in this process (its __main__ only calls it):
+    an official file converts; a file of another layout exits naming the file and the reason."""
+    from conftest import load_tool
+    convert = load_tool('tools/model_converters/convert.py')
     src, dst = str(tmp_path / 'official.pth'), str(tmp_path / 'ours.pth')
     torch.save({'model': official_revcol_state_dict(inter_supv=False)}, src)
-    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/convert.py',
-                          'revcol', src, dst], capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    convert.main(['revcol', src, dst])
     state_dict = torch.load(dst)['state_dict']  # pure tensors: weights_only works
     assert 'backbone.subnet3.level3.blocks.0.depthwise_conv.weight' in state_dict
     torch.save({'model': {'stem.0.weight': torch.ones(1)}}, src)
-    res = subprocess.run([sys.executable, f'{REPO}/tools/model_converters/convert.py',
-                          'revcol', src, dst], capture_output=True, text=True)
-    assert res.returncode != 0 and 'Not an official RevCol checkpoint' in res.stderr
+    with pytest.raises(SystemExit, match=f'{src}: .*Not an official RevCol checkpoint'):
+        convert.main(['revcol', src, dst])
 
 
 # -- every published arch at full size, on the meta device ----------------------------------
