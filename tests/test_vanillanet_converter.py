@@ -347,3 +347,21 @@ def test_official_detector_releases_load_into_their_configs(detector):
     ours = {**checkpoint['state_dict'], 'backbone.act_learn': torch.tensor(0.5)}  # kept
     model.load_state_dict(ours, strict=True, assign=True)
     assert model.backbone.act_learn == 0.5
+
+
+def test_ada_pool_release_loads_in_place_without_the_ambiguity_warning():
+    """13-1.5x and 13-1.5x† share every weight shape: the converter's metadata names one and says
+    so (AmbiguousArchWarning); loading the official file in place into the † config's model uses
+    only the keys, loads strictly and warns nothing."""
+    import warnings
+
+    from mmconvarch.checkpoint.converters import AmbiguousArchWarning
+    official = official_meta_state_dict(OFFICIAL_DIMS['13_x1_5_ada_pool'])
+    with pytest.warns(AmbiguousArchWarning, match="converting as '13_x1_5'"), on_meta():
+        convert_checkpoint({'model': dict(official)}, 'vanillanet')
+    _, model = config_model('vanillanet_13_x1_5_ada_pool_in1k')
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', AmbiguousArchWarning)
+        result = model.load_state_dict(dict(official), strict=True, assign=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert model.backbone.stages[0].conv1[0].weight.shape == (768, 768, 1, 1)

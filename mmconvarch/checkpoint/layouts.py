@@ -10,6 +10,7 @@ never imports ``converters``. :func:`find_weights` is the one place that knows
 where a checkpoint file keeps its weights.
 """
 import re
+import warnings
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import torch
@@ -24,6 +25,12 @@ SIGNATURES: Dict[str, Tuple[str, 're.Pattern']] = {}
 # searched: plain weights first, then the EMA ones (EMA-only official files)
 WEIGHT_ENTRIES = ('model', 'state_dict', 'state_dict_ema', 'model_ema')
 EMA_ENTRIES = ('state_dict_ema', 'model_ema')
+
+
+class AmbiguousArchWarning(UserWarning):
+    """A converter found several archs that fit a checkpoint's shapes (they differ only in
+    weight-free parts, e.g. VanillaNet-13-1.5x and its adaptive-pool twin) and chose one for the
+    metadata it returns. Loading in place uses only the keys, so it ignores this warning."""
 
 
 def register_converter(family: str, official_marker: Optional[str] = None,
@@ -93,6 +100,14 @@ def find_weights(checkpoint: dict, ema: bool = False) -> dict:
     return strip_module_prefix(checkpoint)
 
 
+def _convert_keys(family: str, state_dict: dict) -> Tuple[StateDict, dict]:
+    """The family's converter on the tensors of ``state_dict``, for a load in place: only the
+    keys are used, so which of several fitting archs the metadata names does not matter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', AmbiguousArchWarning)
+        return CONVERTERS[family]({k: v for k, v in state_dict.items() if torch.is_tensor(v)})
+
+
 def convert_official_in_place(state_dict: dict, family: str) -> bool:
     """Turn an official ``family`` checkpoint (or its ``model`` /
     ``state_dict_ema`` / ``model_ema`` entry) into our backbone keys, in
@@ -109,8 +124,7 @@ def convert_official_in_place(state_dict: dict, family: str) -> bool:
     marker = OFFICIAL_MARKERS.get(family)
     if marker is not None and any(marker.match(k) for k in inner):
         try:
-            new, _ = CONVERTERS[family](
-                {k: v for k, v in inner.items() if torch.is_tensor(v)})
+            new, _ = _convert_keys(family, inner)
         except (KeyError, ValueError):  # not this family's: left for the key check
             pass
         else:
@@ -150,7 +164,7 @@ def convert_official_model_in_place(state_dict: dict, prefix: str, family: str,
                 f'(known families: {known_families()}).')
         return False
     try:
-        new, _ = CONVERTERS[family]({k: v for k, v in inner.items() if torch.is_tensor(v)})
+        new, _ = _convert_keys(family, inner)
     except (KeyError, ValueError) as err:
         raise ValueError(f'The checkpoint has official {name} keys but does '
                          f'not convert to this model: {err}') from err

@@ -13,8 +13,8 @@ from typing import Optional, Tuple
 import torch
 
 from ..layouts import (CONVERTERS, OFFICIAL_MARKERS, SIGNATURES,  # noqa: F401
-                       StateDict, diff_keys, find_weights, guess_family,
-                       register_converter, show_keys)
+                       AmbiguousArchWarning, StateDict, diff_keys, find_weights,
+                       guess_family, register_converter, show_keys)
 
 
 # official ConvNeXt block names -> mmpretrain ConvNeXtBlock's (RevCol, ConvNeXt V2)

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from . import StateDict, register_converter
+from . import AmbiguousArchWarning, StateDict, register_converter
 
 
 def _variant(state_dict: StateDict) -> Tuple[bool, list, int, int]:
@@ -64,7 +64,8 @@ def find_arch(dims: list, arch: Optional[str] = None) -> str:
                          f'official ones are {sorted(zoo)}.')
     if len(names) > 1:
         warnings.warn(f'VanillaNet channels {dims} fit {names}; converting '
-                      f'as {names[0]!r}. Pass arch= for the other.')
+                      f'as {names[0]!r}. Pass arch= for the other.',
+                      AmbiguousArchWarning)
     return names[0]
 
 
