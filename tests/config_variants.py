@@ -226,6 +226,7 @@ VARIANTS[_id('revcol', 'revcol_h_in1k_640')] = Variant(
 VARIANTS[_id('revcol', 'cascade_revcol_b_in22k_coco')] = Variant(
     _id('revcol', 'cascade_revcol_b_coco'), {
         'checkpoint': REVCOL_URL + 'revcol_base_22k.pth',
+        'backbone.init_cfg.checkpoint': REVCOL_URL + 'revcol_base_22k.pth',
         'model.backbone.init_cfg.checkpoint': REVCOL_URL + 'revcol_base_22k.pth', **_lr(1e-4)},
     REVCOL_B, Official(196, rounding='floor', source='RevCol Detection README'))
 # no task_params: the Segmentation README's 122M for RevCol-B UperNet is below the backbone's own

@@ -2,6 +2,9 @@
 # Recipe: official cascade_mask_rcnn_revcol_base_3x (1k): lr 2e-4, layer decay 0.9, drop path 0.4.
 _base_ = ['./cascade_revcol_s_coco.py']
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_base_1k.pth'  # noqa
+# the family base's variables, kept at this config's arch (print_config shows them)
+backbone = dict(arch='base', init_cfg=dict(checkpoint=checkpoint))
+backbone_channels = [72, 144, 288, 576]
 
 model = dict(
     backbone=dict(arch='base', drop_path_rate=0.4,

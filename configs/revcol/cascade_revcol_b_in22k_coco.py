@@ -3,6 +3,8 @@
 # (cascade_revcol_b_coco.py: layer decay 0.9, drop path 0.4) from the IN-22k weights with lr 1e-4.
 _base_ = ['./cascade_revcol_b_coco.py']
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_base_22k.pth'  # noqa
+# the family base's variables, kept at this config's arch (print_config shows them)
+backbone = dict(init_cfg=dict(checkpoint=checkpoint))
 
 model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)))
 

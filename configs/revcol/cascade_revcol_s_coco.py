@@ -7,6 +7,8 @@ _base_ = ['../_base_/cascade_coco.py', './_base_/revcol_t.py']
 custom_imports = dict(imports=['mmconvarch'], allow_failed_imports=False)
 # official IN-1k weights; RevCol converts official checkpoints while loading
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_small_1k.pth'  # noqa
+# the family base's variables, kept at this config's arch (print_config shows them)
+backbone = dict(arch='small', init_cfg=dict(checkpoint=checkpoint))
 
 model = dict(
     backbone=dict(_base_.backbone, _delete_=True, arch='small', drop_path_rate=0.4,

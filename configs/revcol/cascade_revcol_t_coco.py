@@ -3,6 +3,8 @@
 # with drop path 0.3.
 _base_ = ['./cascade_revcol_s_coco.py']
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_tiny_1k.pth'  # noqa
+# the family base's variables, kept at this config's arch (print_config shows them)
+backbone = dict(arch='tiny', init_cfg=dict(checkpoint=checkpoint))
 
 model = dict(
     backbone=dict(arch='tiny', drop_path_rate=0.3,

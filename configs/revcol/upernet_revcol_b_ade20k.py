@@ -2,6 +2,9 @@
 # Recipe: official Segmentation configs (base 512, 1k): lr 4e-5, drop path 0.3, slide stride 426.
 _base_ = ['./upernet_revcol_t_ade20k.py']
 checkpoint = 'https://github.com/megvii-research/RevCol/releases/download/checkpoint/revcol_base_1k.pth'  # noqa
+# the family base's variables, kept at this config's arch (print_config shows them)
+backbone = dict(arch='base', init_cfg=dict(checkpoint=checkpoint))
+backbone_channels = [72, 144, 288, 576]
 
 model = dict(
     backbone=dict(arch='base', init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
