@@ -82,8 +82,8 @@ def count_table() -> str:
             for family, n in counts.items()]
     total = '| all | ' + ' | '.join(
         str(sum(n[d] for n in counts.values())) for d in DATASETS) + ' |'
-    return '\n'.join(['| Family | ' + ' | '.join(DATASETS) + ' |', '|---' * 4 + '|', *rows,
-                      total, ''])
+    head = ['| Family | ' + ' | '.join(DATASETS) + ' |', '|---' * (len(DATASETS) + 1) + '|']
+    return '\n'.join([*head, *rows, total, ''])
 
 
 def _rewrite(path: str, table: str, check: bool) -> bool:
