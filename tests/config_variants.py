@@ -191,10 +191,15 @@ VARIANTS[_id('revcol', 'mask2former_revcol_l_ade20k')] = Variant(
     REVCOL_L)
 
 # the 224 -> 384 / 640 ImageNet fine-tunes: the training crop and the test resize (no crop)
-def _imagenet_size(size: int) -> dict:
-    test = [dict(type='LoadImageFromFile'),
+def _resize_test(size: int) -> list:
+    """The test pipeline of a 384/512/640px ImageNet config: resize, no crop (official code)."""
+    return [dict(type='LoadImageFromFile'),
             dict(type='Resize', scale=size, backend='pillow', interpolation='bicubic'),
             dict(type='PackInputs')]
+
+
+def _imagenet_size(size: int) -> dict:
+    test = _resize_test(size)
     return {'train_pipeline.1.scale': size, 'train_dataloader.dataset.pipeline.1.scale': size,
             'test_pipeline': test, 'val_dataloader.dataset.pipeline': test,
             'test_dataloader.dataset.pipeline': test}
@@ -309,9 +314,7 @@ def _cnv2_pixels(scale: int) -> dict:
                   interpolation='bicubic'),
              dict(type='RandomFlip', prob=0.5, direction='horizontal'),
              dict(type='PackInputs')]
-    test = [dict(type='LoadImageFromFile'),
-            dict(type='Resize', scale=scale, backend='pillow', interpolation='bicubic'),
-            dict(type='PackInputs')]
+    test = _resize_test(scale)
     return {'train_pipeline': train, 'test_pipeline': test,
             'train_dataloader.dataset.pipeline': train,
             'val_dataloader.dataset.pipeline': test, 'test_dataloader.dataset.pipeline': test}
